@@ -1,0 +1,107 @@
+"""The arm that every task shares: model loading, Cartesian action -> joint servo targets, physics substeps.
+
+Tasks (reach, pick_place) build on `Arm`. It is static: every id is looked up once here, never in traced
+code. Its methods are pure functions of (model, data, ...) that the rollout traces inside one jit.
+
+Action layout (4-D, as seed 000): action[:3] is a Cartesian end-effector velocity command in [-1, 1]^3,
+scaled to at most `max_ee_step` metres per control step and turned into joint targets by one
+damped-least-squares IK step on MJX's Jacobian; action[3] in [-1, 1] is the gripper: -1 closed, +1 open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from jax import lax
+from mujoco import mjx
+
+from kernels import ik
+
+N_ARM_JOINTS = 7
+ACTION_DIM = 4
+FINGER_OPEN = 0.04  # m: each finger's opening at gripper command +1 (0 at -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmConfig:
+    """Control settings shared by the arm tasks."""
+
+    substeps: int = 4  # physics steps per control step: 4 x 5 ms = 20 ms, a 50 Hz control rate
+    max_ee_step: float = 0.01  # m of end-effector displacement per control step at |action| = 1 (0.5 m/s)
+    ik_damping: float = 0.05  # DLS damping (m); keeps the IK step bounded near singularities
+    nullspace_gain: float = 0.05  # per step, pulls the redundant joint toward the home posture
+
+
+def load_scene(filename: str) -> tuple[mujoco.MjModel, str]:
+    """Compile a scene from mjxgen/assets and return the model and its self-contained XML."""
+    path = resources.files("mjxgen") / "assets" / filename
+    with resources.as_file(path) as p:
+        spec = mujoco.MjSpec.from_file(str(p))
+    model = spec.compile()
+    return model, spec.to_xml()
+
+
+class Arm:
+    """The Panda-like arm inside a compiled scene: ids, home state, and the control step."""
+
+    def __init__(self, mj_model: mujoco.MjModel, config: ArmConfig = ArmConfig()):
+        self.config = config
+        self.mj_model = mj_model
+        self.tcp_site = mj_model.site("tcp").id
+        self.tcp_body = int(mj_model.site_bodyid[self.tcp_site])
+        self.home_key = mj_model.key("home").id
+        self.arm_qpos_adr = np.array([mj_model.joint(f"joint{i + 1}").qposadr[0] for i in range(N_ARM_JOINTS)])
+        self.arm_dof_adr = np.array([mj_model.joint(f"joint{i + 1}").dofadr[0] for i in range(N_ARM_JOINTS)])
+        self.arm_act = np.array([mj_model.actuator(f"actuator{i + 1}").id for i in range(N_ARM_JOINTS)])
+        self.finger_act = np.array([mj_model.actuator("finger1").id, mj_model.actuator("finger2").id])
+        self.ctrl_low = jnp.asarray(mj_model.actuator_ctrlrange[:, 0], jnp.float32)
+        self.ctrl_high = jnp.asarray(mj_model.actuator_ctrlrange[:, 1], jnp.float32)
+        self.q_home = jnp.asarray(mj_model.key_qpos[self.home_key][self.arm_qpos_adr], jnp.float32)
+        self.dt = float(mj_model.opt.timestep) * config.substeps  # control period (s)
+
+    def home_data(self) -> mjx.Data:
+        """MJX data at the home keyframe, with kinematics computed."""
+        d = mujoco.MjData(self.mj_model)
+        mujoco.mj_resetDataKeyframe(self.mj_model, d, self.home_key)
+        mujoco.mj_forward(self.mj_model, d)
+        return mjx.put_data(self.mj_model, d)
+
+    def tcp_pos(self, d: mjx.Data) -> jax.Array:
+        """End-effector (tool centre point) position (3,)."""
+        return d.site_xpos[self.tcp_site]
+
+    def joint_pos(self, d: mjx.Data) -> jax.Array:
+        return d.qpos[self.arm_qpos_adr]
+
+    def joint_vel(self, d: mjx.Data) -> jax.Array:
+        return d.qvel[self.arm_dof_adr]
+
+    def ctrl_from_action(self, m: mjx.Model, d: mjx.Data, action: jax.Array) -> jax.Array:
+        """New actuator targets (nu,) from a 4-D action: one DLS IK step for the arm, the gripper opening."""
+        cfg = self.config
+        action = jnp.clip(action, -1.0, 1.0)
+        jacp, _ = mjx.jac(m, d, self.tcp_pos(d), self.tcp_body)  # (nv, 3)
+        jacp = jacp[self.arm_dof_adr].T  # (3, 7)
+        q = self.joint_pos(d)
+        dq = ik.dls_step(jacp, action[:3] * cfg.max_ee_step, q, self.q_home, cfg.ik_damping, cfg.nullspace_gain)
+        # Targets are integrated (not q + dq), so the servo's tracking lag does not shrink each step.
+        ctrl = d.ctrl.at[self.arm_act].add(dq)
+        opening = (action[3] + 1.0) * 0.5 * FINGER_OPEN
+        ctrl = ctrl.at[self.finger_act].set(opening)
+        return jnp.clip(ctrl, self.ctrl_low, self.ctrl_high)
+
+    def physics_step(self, m: mjx.Model, d: mjx.Data, ctrl: jax.Array) -> mjx.Data:
+        """Hold ctrl for `substeps` MJX steps, then refresh kinematics so positions match qpos.
+
+        mjx.step computes kinematics before integrating, so after it site_xpos and the Jacobian lag qpos
+        by one physics step; kinematics + com_pos bring them up to date for observations and IK.
+        """
+        d = d.replace(ctrl=ctrl)
+        d = lax.fori_loop(0, self.config.substeps, lambda _, x: mjx.step(m, x), d)
+        d = mjx.kinematics(m, d)
+        return mjx.com_pos(m, d)

@@ -1,0 +1,91 @@
+"""The reach task: move the arm's end effector to a target sampled per episode.
+
+- Observations: joint_pos (7), joint_vel (7), ee_pos (3), target_pos (3).
+- Action: the arm's 4-D action (see mjxgen.arm); the gripper is ignored by the reward.
+- Reward: -||ee_pos - target_pos|| (m), after the action. Success: that distance < success_threshold.
+- The target is uniform in a box of the arm's reachable workspace, in front of the base, above the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from mujoco import mjx
+
+from kernels import policies
+from mjxgen.arm import ACTION_DIM, Arm, ArmConfig, N_ARM_JOINTS, load_scene
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachConfig:
+    """Settings of the reach task."""
+
+    arm: ArmConfig = ArmConfig()
+    success_threshold: float = 0.02  # m: success when the end effector is closer than this to the target
+    target_low: tuple[float, float, float] = (0.30, -0.30, 0.10)  # m: target box, robot base frame
+    target_high: tuple[float, float, float] = (0.70, 0.30, 0.50)
+
+
+class ReachState(NamedTuple):
+    data: mjx.Data
+    target_pos: jax.Array  # (3,)
+
+
+class ReachEnv:
+    """The reach task on MJX. Static: construct once, then trace its pure methods inside a jit."""
+
+    name = "reach"
+    action_dim = ACTION_DIM
+    obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
+    policy_names = ("random", "scripted")
+
+    def __init__(self, config: ReachConfig = ReachConfig()):
+        self.config = config
+        self.mj_model, self.xml = load_scene("reach.xml")
+        self.arm = Arm(self.mj_model, config.arm)
+        self.mjx_model = mjx.put_model(self.mj_model)
+        self._data0 = self.arm.home_data()
+        self._target_mocap = self.mj_model.body("target").mocapid[0]
+
+    def reset(self, m: mjx.Model, key: jax.Array) -> ReachState:
+        """The home posture and a target drawn uniformly in the workspace box."""
+        del m
+        low = jnp.asarray(self.config.target_low, jnp.float32)
+        high = jnp.asarray(self.config.target_high, jnp.float32)
+        target = jax.random.uniform(key, (3,), minval=low, maxval=high)
+        data = self._data0.replace(mocap_pos=self._data0.mocap_pos.at[self._target_mocap].set(target))
+        return ReachState(data, target)
+
+    def observe(self, state: ReachState) -> dict[str, jax.Array]:
+        d = state.data
+        return {
+            "joint_pos": self.arm.joint_pos(d),
+            "joint_vel": self.arm.joint_vel(d),
+            "ee_pos": self.arm.tcp_pos(d),
+            "target_pos": state.target_pos,
+        }
+
+    def step(self, m: mjx.Model, state: ReachState, action: jax.Array) -> tuple[ReachState, jax.Array, jax.Array]:
+        """Apply one control step; return the new state, the reward and the success flag."""
+        ctrl = self.arm.ctrl_from_action(m, state.data, action)
+        data = self.arm.physics_step(m, state.data, ctrl)
+        dist = jnp.linalg.norm(self.arm.tcp_pos(data) - state.target_pos)
+        return ReachState(data, state.target_pos), -dist, dist < self.config.success_threshold
+
+    def policy(self, name: str):
+        """The named policy as a pure function (key, obs) -> action (4,)."""
+        if name == "random":
+            return lambda key, obs: policies.random_action(key, ACTION_DIM)
+        if name == "scripted":
+            return lambda key, obs: policies.p_controller(obs["ee_pos"], obs["target_pos"])
+        raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
+
+    def config_dict(self) -> dict:
+        """The task settings, for the dataset's metadata."""
+        return dataclasses.asdict(self.config) | {
+            "control_dt": self.arm.dt,
+            "physics_dt": float(self.mj_model.opt.timestep),
+        }

@@ -1,0 +1,131 @@
+"""Batched rollouts: rollout_batch = jit(vmap over episodes of lax.scan over time).
+
+This is the only module that calls `jax.jit`. Episode i's randomness comes from
+fold_in(key(seed), i) alone, so an episode's data do not depend on the batch it ran in.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from mjxgen import xla_config
+from mjxgen.envs import make_env
+
+# How many times each rollout has been traced (= compiled), keyed by (env, policy, max_steps, batch).
+# A second call with the same shapes must not add to it.
+TRACE_COUNT: collections.Counter = collections.Counter()
+
+
+class Transition(NamedTuple):
+    """One control step, as recorded: the observation before the action, and what followed."""
+
+    observations: dict[str, jax.Array]  # key -> (..., *obs_shape)
+    actions: jax.Array  # (..., action_dim)
+    rewards: jax.Array  # (...,)
+    successes: jax.Array  # (...,) bool: success reached by this step's action
+
+
+class Rollout(NamedTuple):
+    """A batch of episodes. Steps at or past an episode's length are padding and must be ignored."""
+
+    trajectory: Transition  # leaves (B, T, ...)
+    lengths: jax.Array  # (B,) int32: steps up to and including the first success, else T
+    success: jax.Array  # (B,) bool
+    episode_ids: jax.Array  # (B,) int32
+
+
+def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
+    """The key of one episode: fold_in(key(seed), episode_id)."""
+    return jax.random.fold_in(jax.random.key(seed), episode_id)
+
+
+def _episode(env, policy, m, seed, episode_id, max_steps: int):
+    """One episode: (T, ...) transitions, its length and its success."""
+    reset_key, policy_key = jax.random.split(episode_key(seed, episode_id))
+    state = env.reset(m, reset_key)
+
+    def body(state, t):
+        obs = env.observe(state)
+        action = policy(jax.random.fold_in(policy_key, t), obs)
+        state, reward, success = env.step(m, state, action)
+        return state, Transition(obs, action, reward, success)
+
+    _, tr = lax.scan(body, state, jnp.arange(max_steps))
+    success = tr.successes.any()
+    length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
+    return tr, length, success
+
+
+def default_chunk_size(env) -> int | None:
+    """Episodes per chunk on the CPU with jaxlib 0.10.x (batched-LAPACK deadlock); None elsewhere."""
+    if jax.default_backend() == "cpu" and xla_config.has_lapack_split_deadlock(xla_config.jaxlib_version()):
+        return xla_config.cpu_safe_batch(env.mj_model.nv)
+    return None
+
+
+@functools.cache
+def _compiled(env, policy_name: str, max_steps: int, chunk_size: int | None):
+    policy = env.policy(policy_name)
+
+    def run(m, seed, episode_ids):
+        TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
+        one = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))
+        batch = episode_ids.shape[0]
+        if chunk_size is None or batch <= chunk_size:
+            tr, lengths, success = one(episode_ids)
+        else:
+            # Run the batch as a sequence of device-sized chunks inside the same jit; the public batch
+            # size is unchanged. Padding episodes repeat the last id and are sliced off.
+            n_chunks = -(-batch // chunk_size)
+            padded = jnp.concatenate([episode_ids, jnp.repeat(episode_ids[-1:], n_chunks * chunk_size - batch)])
+            out = lax.map(one, padded.reshape(n_chunks, chunk_size))
+            tr, lengths, success = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:batch], out)
+        return Rollout(tr, lengths, success, episode_ids)
+
+    return jax.jit(run)
+
+
+def rollout_batch(
+    env: Any,
+    policy: str,
+    episode_ids: Any,
+    seed: int = 0,
+    max_steps: int = 200,
+    *,
+    chunk_size: int | None = None,
+) -> Rollout:
+    """Roll out a batch of episodes in one jitted call.
+
+    Args:
+      env: an env name ("reach") or an env object from `make_env`.
+      policy: a policy name of that env ("random", "scripted").
+      episode_ids: (B,) ints: the global indices of the episodes to run. Episode i's data depend only on
+        (seed, i), never on B or on the other ids.
+      seed: the dataset seed.
+      max_steps: T, the horizon. Episodes end at their first success; later steps are padding.
+      chunk_size: run the batch in chunks of this many episodes inside the jit. Default: None, except on
+        the CPU with jaxlib 0.10.x, where batches past a size deadlock (see mjxgen.xla_config).
+
+    Returns:
+      A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
+    """
+    if isinstance(env, str):
+        env = make_env(env)
+    if policy not in env.policy_names:
+        raise ValueError(f"unknown policy {policy!r} for {env.name}; choose one of {', '.join(env.policy_names)}")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    ids = np.asarray(episode_ids)
+    if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
+        raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")
+    if chunk_size is None:
+        chunk_size = default_chunk_size(env)
+    fn = _compiled(env, policy, int(max_steps), chunk_size)
+    return fn(env.mjx_model, jnp.uint32(seed), jnp.asarray(ids, jnp.int32))
