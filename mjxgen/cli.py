@@ -13,6 +13,13 @@ from mjxgen.generate import run_generation
 from mjxgen.writer import COMPRESSIONS
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (`prog: error: ...`), without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -82,7 +89,7 @@ def _run(env_name, n_episodes, output, policy, randomize, max_steps, seed, batch
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
-    p = argparse.ArgumentParser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
+    p = _Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=_positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=_positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
@@ -106,8 +113,8 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
-    p = argparse.ArgumentParser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach (default reach)")
     d.add_argument("--n-episodes", type=_positive_int, default=100, help="episodes to generate (default 100)")

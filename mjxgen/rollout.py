@@ -71,22 +71,12 @@ def default_chunk_size(env) -> int | None:
 
 
 @functools.cache
-def _compiled(env, policy_name: str, max_steps: int, chunk_size: int | None):
+def _compiled(env, policy_name: str, max_steps: int):
     policy = env.policy(policy_name)
 
     def run(m, seed, episode_ids):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        one = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))
-        batch = episode_ids.shape[0]
-        if chunk_size is None or batch <= chunk_size:
-            tr, lengths, success = one(episode_ids)
-        else:
-            # Run the batch as a sequence of device-sized chunks inside the same jit; the public batch
-            # size is unchanged. Padding episodes repeat the last id and are sliced off.
-            n_chunks = -(-batch // chunk_size)
-            padded = jnp.concatenate([episode_ids, jnp.repeat(episode_ids[-1:], n_chunks * chunk_size - batch)])
-            out = lax.map(one, padded.reshape(n_chunks, chunk_size))
-            tr, lengths, success = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:batch], out)
+        tr, lengths, success = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
         return Rollout(tr, lengths, success, episode_ids)
 
     return jax.jit(run)
@@ -110,8 +100,9 @@ def rollout_batch(
         (seed, i), never on B or on the other ids.
       seed: the dataset seed.
       max_steps: T, the horizon. Episodes end at their first success; later steps are padding.
-      chunk_size: run the batch in chunks of this many episodes inside the jit. Default: None, except on
-        the CPU with jaxlib 0.10.x, where batches past a size deadlock (see mjxgen.xla_config).
+      chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
+        identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger
+        batches deadlock (see mjxgen.xla_config).
 
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
@@ -127,5 +118,13 @@ def rollout_batch(
         raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
-    fn = _compiled(env, policy, int(max_steps), chunk_size)
-    return fn(env.mjx_model, jnp.uint32(seed), jnp.asarray(ids, jnp.int32))
+    fn = _compiled(env, policy, int(max_steps))
+    seed = jnp.uint32(seed)
+    if chunk_size is None or ids.size <= chunk_size:
+        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32))
+    # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
+    # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
+    n_chunks = -(-ids.size // chunk_size)
+    padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
+    parts = [fn(env.mjx_model, seed, jnp.asarray(c)) for c in padded.reshape(n_chunks, chunk_size)]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)

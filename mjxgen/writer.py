@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import queue
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,11 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PermissionError(f"cannot create output directory {parent}: {e.strerror or e}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"output directory {parent} is not writable")
+    try:  # a real probe: os.access says yes to root even on a read-only filesystem
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".mjxgen-probe-"):
+            pass
+    except OSError as e:
+        raise PermissionError(f"output directory {parent} is not writable: {e.strerror or e}") from None
     return path
 
 
@@ -95,7 +99,9 @@ class DatasetWriter:
         self.path = check_output_path(path, overwrite)
         self._obs_keys = obs_keys
         self._seed = int(seed)
-        self._file = h5py.File(self.path, "w")
+        # HDF5 >= 1.10 structures: for thousands of small per-episode datasets the v1 B-trees and local
+        # heaps were 2/3 of the file (512 reach episodes: 12.4 MB -> 3.6 MB, same write time).
+        self._file = h5py.File(self.path, "w", libver=("v110", "latest"))
         attrs = self._file.attrs
         attrs["format"] = FORMAT
         attrs["format_version"] = FORMAT_VERSION

@@ -1,0 +1,53 @@
+"""Shared fixtures. Each jitted shape compiles once per session: small batches, one horizon."""
+
+import mjxgen  # noqa: F401  (first: sets the XLA flags before jax starts)
+import pytest
+
+from mjxgen import make_env
+from mjxgen.generate import run_generation
+
+# One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
+HORIZON = 120
+BATCH = 32
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--run-gpu", action="store_true", help="also run tests marked gpu (needs a GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import jax
+
+    skip_slow = pytest.mark.skip(reason="slow (minutes on a 2-core CPU): run with --run-slow")
+    if not config.getoption("--run-gpu"):
+        skip_gpu = pytest.mark.skip(reason="needs a GPU: run with --run-gpu on a GPU machine")
+    elif jax.default_backend() != "gpu":
+        skip_gpu = pytest.mark.skip(reason=f"needs a GPU, but JAX's backend is {jax.default_backend()}")
+    else:
+        skip_gpu = None
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and skip_gpu is not None:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def reach_env():
+    return make_env("reach")
+
+
+@pytest.fixture(scope="session")
+def scripted_file(tmp_path_factory):
+    """64 scripted reach episodes in two batches of 32 (the same compiled shape as the rollout tests)."""
+    path = tmp_path_factory.mktemp("data") / "reach_scripted.h5"
+    result = run_generation("reach", 64, path, "scripted", max_steps=HORIZON, seed=7, batch_size=BATCH, progress=False)
+    return path, result
+
+
+@pytest.fixture(scope="session")
+def random_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reach_random.h5"
+    result = run_generation("reach", BATCH, path, "random", max_steps=HORIZON, seed=7, batch_size=BATCH, progress=False)
+    return path, result

@@ -1,0 +1,208 @@
+"""generate_dataset -> HDF5 file -> TrajectoryDataset: layout, metadata, physics, stats."""
+
+import json
+
+import h5py
+import mujoco
+import numpy as np
+import pytest
+
+from conftest import BATCH, HORIZON
+from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
+from mjxgen.generate import generate_dataset, plan_batches
+from mjxgen.writer import DatasetWriter
+
+SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}
+OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
+FK_ATOL = 1e-4  # m: stored ee_pos vs native MuJoCo forward kinematics of stored joint_pos
+
+
+def test_stats_are_seed_000s(scripted_file):
+    path, result = scripted_file
+    s = result.stats
+    assert set(s) == SEED_STATS
+    with h5py.File(path) as f:
+        lengths = [f[k].attrs["length"] for k in f]
+        rewards = [f[k]["rewards"][()].sum() for k in f]
+        successes = [f[k].attrs["success"] for k in f]
+    assert s["total_episodes"] == len(lengths) == 64
+    assert s["total_steps"] == sum(lengths)
+    assert s["mean_episode_length"] == pytest.approx(np.mean(lengths))
+    assert s["mean_reward"] == pytest.approx(np.mean(rewards))
+    assert s["success_rate"] == pytest.approx(np.mean(successes))
+    assert s["output_path"] == str(path)
+    assert s["file_size_mb"] == pytest.approx(path.stat().st_size / 1e6)
+
+
+def test_scripted_succeeds_random_does_not(scripted_file, random_file):
+    assert scripted_file[1].stats["success_rate"] >= 0.9
+    assert random_file[1].stats["success_rate"] <= 0.1
+
+
+def test_seed_000_layout(scripted_file):
+    path, _ = scripted_file
+    with h5py.File(path) as f:
+        assert sorted(f.keys(), key=lambda k: int(k.split("_")[1])) == [f"episode_{i}" for i in range(64)]
+        for name in f:
+            g = f[name]
+            n = g.attrs["length"]
+            assert 1 <= n <= HORIZON
+            assert set(g["observations"].keys()) == set(OBS)
+            for k, dim in OBS.items():
+                ds = g["observations"][k]
+                assert ds.shape == (n, dim) and ds.dtype == np.float64, (name, k)
+                assert ds.compression == "gzip"
+            assert g["actions"].shape == (n, 4) and g["actions"].dtype == np.float64
+            assert g["rewards"].shape == (n,) and g["rewards"].dtype == np.float64
+            assert np.isfinite(g["actions"][()]).all() and np.isfinite(g["rewards"][()]).all()
+            assert g.attrs["episode_index"] == int(name.split("_")[1])
+            assert g.attrs["total_reward"] == pytest.approx(g["rewards"][()].sum())
+
+
+def test_file_metadata(scripted_file):
+    path, _ = scripted_file
+    with h5py.File(path) as f:
+        a = f.attrs
+        assert a["format"] == "mjxgen" and a["format_version"] == 1 and a["complete"]
+        assert a["env_name"] == "reach" and a["policy"] == "scripted" and a["seed"] == 7
+        assert a["total_episodes"] == 64
+        config = json.loads(a["config"])
+        assert config["max_steps"] == HORIZON and config["batch_size"] == BATCH
+        assert config["env_config"]["control_dt"] == pytest.approx(0.02)
+        versions = json.loads(a["versions"])
+        assert {"jax", "jaxlib", "mujoco", "mujoco-mjx", "numpy", "h5py", "python"} <= set(versions)
+        mujoco.MjModel.from_xml_string(a["model_xml"])  # self-contained
+
+
+def test_ee_pos_is_native_forward_kinematics(scripted_file, random_file):
+    """Every stored ee_pos equals native MuJoCo FK of the stored joint_pos, with the file's own model."""
+    for path, _ in (scripted_file, random_file):
+        with h5py.File(path) as f:
+            model = mujoco.MjModel.from_xml_string(f.attrs["model_xml"])
+            data = mujoco.MjData(model)
+            worst = 0.0
+            for name in f:
+                qpos = f[name]["observations/joint_pos"][()]
+                ee = f[name]["observations/ee_pos"][()]
+                for t in range(len(qpos)):
+                    data.qpos[:7] = qpos[t]
+                    mujoco.mj_kinematics(model, data)
+                    worst = max(worst, np.abs(data.site("tcp").xpos - ee[t]).max())
+        assert worst < FK_ATOL, (path.name, worst)
+
+
+def test_trajectory_dataset(scripted_file):
+    path, result = scripted_file
+    ds = TrajectoryDataset(path)
+    assert len(ds) == result.stats["total_steps"]
+    assert ds.n_episodes == 64
+    item = ds[0]
+    assert set(item["observations"]) == set(OBS)
+    assert item["observations"]["joint_pos"].shape == (7,) and item["actions"].shape == (4,)
+    assert item["episode"] == 0 and item["timestep"] == 0
+    last = ds[len(ds) - 1]
+    assert last["timestep"] == ds.episode_lengths[-1] - 1
+    with h5py.File(path) as f:
+        g = f[f"episode_{last['episode']}"]
+        np.testing.assert_array_equal(last["actions"], g["actions"][-1])
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+
+
+def test_torch_dataloader_works_unchanged(scripted_file):
+    torch = pytest.importorskip("torch", reason="torch is optional; the DataLoader snippet needs it")
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(TrajectoryDataset(scripted_file[0]), batch_size=32, shuffle=True)
+    batch = next(iter(loader))
+    assert batch["observations"]["joint_pos"].shape == (32, 7)
+    assert batch["actions"].shape == (32, 4)
+    assert isinstance(batch["actions"], torch.Tensor)
+
+
+def test_rejects_files_that_are_not_mjxgen_datasets(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.zeros(3)
+    text = tmp_path / "notes.txt"
+    text.write_text("not hdf5\n")
+    for path, msg in ((other, "not an mjxgen dataset"), (text, "not an HDF5 file")):
+        with pytest.raises(DatasetFormatError, match=msg) as e:
+            TrajectoryDataset(path)
+        assert "\n" not in str(e.value)
+    with pytest.raises(FileNotFoundError):
+        TrajectoryDataset(tmp_path / "missing.h5")
+
+
+def _fake_batch(ids, horizon=5):
+    """A host batch of the writer's input format (arbitrary numbers: the writer does not interpret them)."""
+    b = len(ids)
+    rng = np.random.default_rng(0)
+    return {
+        "episode_ids": np.asarray(ids),
+        "lengths": np.full(b, horizon),
+        "success": np.zeros(b, bool),
+        "rewards": rng.normal(size=(b, horizon)).astype(np.float32),
+        "actions": rng.normal(size=(b, horizon, 4)).astype(np.float32),
+        "observations": {k: rng.normal(size=(b, horizon, d)).astype(np.float32) for k, d in OBS.items()},
+    }
+
+
+def _writer(path, compression="gzip"):
+    return DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
+                         obs_keys=tuple(OBS), compression=compression)
+
+
+@pytest.mark.parametrize("compression", ["lzf", "none"])
+def test_other_codecs_round_trip(tmp_path, compression):
+    path = tmp_path / f"{compression}.h5"
+    w = _writer(path, compression)
+    batch = _fake_batch([0, 1, 2])
+    w.write_batch(batch)
+    w.close()
+    with h5py.File(path) as f:
+        assert f.attrs["complete"] and f.attrs["compression"] == compression
+        ds = f["episode_1/observations/ee_pos"]
+        assert ds.compression == (None if compression == "none" else compression)
+        np.testing.assert_array_equal(ds[()], batch["observations"]["ee_pos"][1].astype(np.float64))
+
+
+def test_writer_failure_is_reported_and_file_stays_incomplete(tmp_path):
+    path = tmp_path / "broken.h5"
+    w = _writer(path)
+    w.write_batch(_fake_batch([0, 1]))
+    w.write_batch(_fake_batch([1]))  # episode_1 again: h5py refuses the duplicate group
+    with pytest.raises(OSError, match="writing .*broken.h5 failed"):
+        w.close()
+    with h5py.File(path) as f:
+        assert not f.attrs["complete"]
+        assert "episode_0" in f and "episode_1" in f  # the finished batch is intact
+
+
+def test_bad_input_is_refused(tmp_path, scripted_file):
+    with pytest.raises(ValueError, match="unknown env"):
+        generate_dataset("juggle", 1, tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="n_episodes must be a positive integer"):
+        generate_dataset("reach", 0, tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        generate_dataset("reach", 4, tmp_path / "a.h5", batch_size=2.5)
+    with pytest.raises(ValueError, match="unknown policy"):
+        generate_dataset("reach", 4, tmp_path / "a.h5", policy_type="teleop")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        generate_dataset("reach", 4, scripted_file[0])
+    with pytest.raises(ValueError, match="is a directory"):
+        generate_dataset("reach", 4, tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="cannot create output directory"):
+        generate_dataset("reach", 4, blocker / "sub" / "a.h5")
+    with pytest.raises(NotImplementedError, match="domain randomization"):
+        generate_dataset("reach", 4, tmp_path / "a.h5", domain_randomization=True)
+    assert not (tmp_path / "a.h5").exists()
+
+
+@pytest.mark.parametrize("n, batch, expected", [(64, 32, (2, 32)), (5000, 4096, (2, 2500)), (100, 4096, (1, 100)), (7, 3, (3, 3))])
+def test_plan_batches(n, batch, expected):
+    n_batches, per = plan_batches(n, batch)
+    assert (n_batches, per) == expected
+    assert per <= batch and 0 <= n_batches * per - n < n_batches
