@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from mjxgen.envs import ENVS
-from mjxgen.generate import run_generation
+from mjxgen.generate import GenerationConfig, run_generation
 from mjxgen.writer import COMPRESSIONS
 
 
@@ -48,22 +48,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _run(env_name, n_episodes, output, policy, randomize, max_steps, seed, batch_size, compression, overwrite, progress):
-    """Generate, print a stats table; return the exit status."""
+def _run(**settings) -> int:
+    """Generate the dataset that settings (GenerationConfig fields) describe, print a stats table, and
+    return the exit status."""
     try:
-        result = run_generation(
-            env_name,
-            n_episodes,
-            output,
-            policy,
-            randomize,
-            max_steps,
-            seed,
-            batch_size=batch_size,
-            compression=compression,
-            overwrite=overwrite,
-            progress=progress,
-        )
+        result = run_generation(GenerationConfig(**settings))
     except (ValueError, NotImplementedError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -87,6 +76,11 @@ def _run(env_name, n_episodes, output, policy, randomize, max_steps, seed, batch
     return 0
 
 
+def _common(a: argparse.Namespace) -> dict:
+    return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "overwrite": a.overwrite,
+            "progress": not a.no_progress}
+
+
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
     p = _Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
@@ -97,17 +91,12 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
     _add_common(p)
     a = p.parse_args(argv)
     return _run(
-        env_name,
-        a.episodes or a.batch,
-        a.output or f"data/{env_name}_{a.policy}.h5",
-        a.policy,
-        False,
-        a.max_steps,
-        a.seed,
-        a.batch,
-        a.compression,
-        a.overwrite,
-        not a.no_progress,
+        env_name=env_name,
+        n_episodes=a.episodes or a.batch,
+        output_path=a.output or f"data/{env_name}_{a.policy}.h5",
+        policy_type=a.policy,
+        batch_size=a.batch,
+        **_common(a),
     )
 
 
@@ -125,17 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_common(d)
     a = p.parse_args(argv)
     return _run(
-        a.env_name,
-        a.n_episodes,
-        a.output,
-        a.policy,
-        a.randomize,
-        a.max_steps,
-        a.seed,
-        a.batch_size,
-        a.compression,
-        a.overwrite,
-        not a.no_progress,
+        env_name=a.env_name,
+        n_episodes=a.n_episodes,
+        output_path=a.output,
+        policy_type=a.policy,
+        domain_randomization=a.randomize,
+        batch_size=a.batch_size,
+        **_common(a),
     )
 
 

@@ -34,6 +34,41 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """Everything that decides a generated dataset. Validated on construction; stored in the file as JSON."""
+
+    env_name: str = "reach"  # the task
+    n_episodes: int = 100  # episodes to collect
+    output_path: str = "data/dataset.h5"  # the HDF5 file
+    policy_type: str = "random"  # "random" or "scripted"
+    domain_randomization: bool = False  # not implemented yet: True is refused
+    max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
+    seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
+    batch_size: int = 256  # most episodes per device call
+    compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
+    overwrite: bool = False  # replace an existing output file
+    progress: bool = True  # show a tqdm bar of episodes
+
+    def __post_init__(self):
+        if self.env_name not in ENVS:
+            raise ValueError(f"unknown env {self.env_name!r}; choose one of: {', '.join(sorted(ENVS))}")
+        for name in ("n_episodes", "max_steps", "batch_size"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+        object.__setattr__(self, "seed", int(seed))
+        object.__setattr__(self, "output_path", os.fspath(self.output_path))
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+        if self.domain_randomization:
+            raise NotImplementedError(
+                "domain randomization is not implemented yet (it is planned: light direction and friction, "
+                "seed 000); run without --randomize / domain_randomization=False"
+            )
+
+
 def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     """(n_batches, episodes per batch): equal batches no larger than batch_size, so one compiled shape
     serves the whole run and the last batch wastes fewer than n_batches padding episodes."""
@@ -41,76 +76,40 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     return n_batches, math.ceil(n_episodes / n_batches)
 
 
-def run_generation(
-    env_name: str = "reach",
-    n_episodes: int = 100,
-    output_path: str | os.PathLike = "data/dataset.h5",
-    policy_type: str = "random",
-    domain_randomization: bool = False,
-    max_steps: int = 200,
-    seed: int = 42,
-    *,
-    batch_size: int = 256,
-    compression: str = "gzip",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> GenerationResult:
-    """generate_dataset, returning the stats together with timing. See `generate_dataset`."""
-    if env_name not in ENVS:
-        raise ValueError(f"unknown env {env_name!r}; choose one of: {', '.join(sorted(ENVS))}")
-    n_episodes = _positive_int("n_episodes", n_episodes)
-    max_steps = _positive_int("max_steps", max_steps)
-    batch_size = _positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-    if domain_randomization:
-        raise NotImplementedError(
-            "domain randomization is not implemented yet (it is planned: light direction and friction, "
-            "seed 000); run without --randomize / domain_randomization=False"
+def run_generation(cfg: GenerationConfig) -> GenerationResult:
+    """Generate the dataset that cfg describes; return the stats together with timing."""
+    env = make_env(cfg.env_name)
+    if cfg.policy_type not in env.policy_names:
+        raise ValueError(
+            f"unknown policy {cfg.policy_type!r} for {cfg.env_name}; choose one of {', '.join(env.policy_names)}"
         )
-    env = make_env(env_name)
-    if policy_type not in env.policy_names:
-        raise ValueError(f"unknown policy {policy_type!r} for {env_name}; choose one of {', '.join(env.policy_names)}")
-
-    n_batches, per_batch = plan_batches(n_episodes, batch_size)
-    config = {
-        "env_name": env_name,
-        "n_episodes": n_episodes,
-        "policy_type": policy_type,
-        "domain_randomization": bool(domain_randomization),
-        "max_steps": max_steps,
-        "seed": int(seed),
-        "batch_size": per_batch,
-        "compression": compression,
-        "env_config": env.config_dict(),
-    }
+    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
     writer = DatasetWriter(
-        output_path,
-        env_name=env_name,
-        policy=policy_type,
-        seed=int(seed),
-        config=config,
+        cfg.output_path,
+        env_name=cfg.env_name,
+        policy=cfg.policy_type,
+        seed=cfg.seed,
+        config=dataclasses.asdict(cfg) | {"batch_size": per_batch, "env_config": env.config_dict()},
         model_xml=env.xml,
         obs_keys=tuple(env.obs_shapes),
-        compression=compression,
-        overwrite=overwrite,
+        compression=cfg.compression,
+        overwrite=cfg.overwrite,
     )
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
-        return rollout_batch(env, policy_type, ids, seed=int(seed), max_steps=max_steps)
+        return rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps)
 
     start = time.perf_counter()
     try:
-        with tqdm(total=n_episodes, unit="ep", desc=f"{env_name}/{policy_type}", disable=not progress) as bar:
+        bar_label = f"{cfg.env_name}/{cfg.policy_type}"
+        with tqdm(total=cfg.n_episodes, unit="ep", desc=bar_label, disable=not cfg.progress) as bar:
             pending = launch(0)
             for k in range(n_batches):
                 # Dispatch batch k+1 before fetching batch k: the device simulates while the host writes.
                 following = launch(k + 1) if k + 1 < n_batches else None
                 host = jax.device_get(pending)
-                keep = host.episode_ids < n_episodes  # the last batch may carry padding episodes
+                keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
                 writer.write_batch(
                     {
                         "episode_ids": host.episode_ids[keep],
@@ -139,7 +138,7 @@ def run_generation(
         "output_path": str(writer.path),
         "file_size_mb": writer.path.stat().st_size / 1e6,
     }
-    simulated = n_batches * per_batch * max_steps
+    simulated = n_batches * per_batch * cfg.max_steps
     return GenerationResult(
         stats=stats,
         wall_s=wall,
@@ -184,16 +183,8 @@ def generate_dataset(
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
       reward), success_rate, output_path, file_size_mb.
     """
-    return run_generation(
-        env_name,
-        n_episodes,
-        output_path,
-        policy_type,
-        domain_randomization,
-        max_steps,
-        seed,
-        batch_size=batch_size,
-        compression=compression,
-        overwrite=overwrite,
-        progress=progress,
-    ).stats
+    cfg = GenerationConfig(
+        env_name, n_episodes, os.fspath(output_path), policy_type, domain_randomization, max_steps, seed,
+        batch_size=batch_size, compression=compression, overwrite=overwrite, progress=progress,
+    )
+    return run_generation(cfg).stats

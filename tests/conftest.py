@@ -4,7 +4,7 @@ import mjxgen  # noqa: F401  (first: sets the XLA flags before jax starts)
 import pytest
 
 from mjxgen import make_env
-from mjxgen.generate import run_generation
+from mjxgen.generate import GenerationConfig, run_generation
 
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120
@@ -42,12 +42,14 @@ def reach_env():
 def scripted_file(tmp_path_factory):
     """64 scripted reach episodes in two batches of 32 (the same compiled shape as the rollout tests)."""
     path = tmp_path_factory.mktemp("data") / "reach_scripted.h5"
-    result = run_generation("reach", 64, path, "scripted", max_steps=HORIZON, seed=7, batch_size=BATCH, progress=False)
+    result = run_generation(GenerationConfig("reach", 64, path, "scripted", max_steps=HORIZON, seed=7, batch_size=BATCH,
+                                             progress=False))
     return path, result
 
 
 @pytest.fixture(scope="session")
 def random_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "reach_random.h5"
-    result = run_generation("reach", BATCH, path, "random", max_steps=HORIZON, seed=7, batch_size=BATCH, progress=False)
+    result = run_generation(GenerationConfig("reach", BATCH, path, "random", max_steps=HORIZON, seed=7,
+                                             batch_size=BATCH, progress=False))
     return path, result
