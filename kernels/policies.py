@@ -14,9 +14,11 @@ def random_action(key: jax.Array, action_dim: int) -> jax.Array:
     return jax.random.uniform(key, (action_dim,), minval=-1.0, maxval=1.0)
 
 
-def p_controller(ee_pos: jax.Array, target_pos: jax.Array, gripper: float = 0.0) -> jax.Array:
-    """Seed 000's scripted expert: action[:3] = normalize(target - ee) * 0.5, action[3] = gripper."""
+def p_controller(ee_pos, target_pos, gripper: float = 0.0, xp=jnp):
+    """Seed 000's scripted expert: action[:3] = normalize(target - ee) * 0.5, action[3] = gripper.
+
+    `xp` is jax.numpy (inside the rollout) or NumPy (the native-MuJoCo reference)."""
     delta = target_pos - ee_pos
-    norm = jnp.linalg.norm(delta)
-    direction = delta / jnp.maximum(norm, 1e-9)
-    return jnp.concatenate([direction * P_GAIN, jnp.full((1,), gripper, dtype=delta.dtype)])
+    norm = xp.linalg.norm(delta)
+    direction = delta / xp.maximum(norm, 1e-9)
+    return xp.concatenate([direction * P_GAIN, xp.full((1,), gripper, dtype=delta.dtype)])

@@ -59,9 +59,11 @@ class Arm:
         self.arm_dof_adr = np.array([mj_model.joint(f"joint{i + 1}").dofadr[0] for i in range(N_ARM_JOINTS)])
         self.arm_act = np.array([mj_model.actuator(f"actuator{i + 1}").id for i in range(N_ARM_JOINTS)])
         self.finger_act = np.array([mj_model.actuator("finger1").id, mj_model.actuator("finger2").id])
-        self.ctrl_low = jnp.asarray(mj_model.actuator_ctrlrange[:, 0], jnp.float32)
-        self.ctrl_high = jnp.asarray(mj_model.actuator_ctrlrange[:, 1], jnp.float32)
-        self.q_home = jnp.asarray(mj_model.key_qpos[self.home_key][self.arm_qpos_adr], jnp.float32)
+        # Actuators 0-6 drive joints 1-7 and 7-8 the fingers; next_ctrl relies on that order.
+        assert list(self.arm_act) == list(range(N_ARM_JOINTS)) and list(self.finger_act) == [7, 8]
+        self.ctrl_low = mj_model.actuator_ctrlrange[:, 0].astype(np.float32)
+        self.ctrl_high = mj_model.actuator_ctrlrange[:, 1].astype(np.float32)
+        self.q_home = mj_model.key_qpos[self.home_key][self.arm_qpos_adr].astype(np.float32)
         self.dt = float(mj_model.opt.timestep) * config.substeps  # control period (s)
 
     def home_data(self) -> mjx.Data:
@@ -81,19 +83,24 @@ class Arm:
     def joint_vel(self, d: mjx.Data) -> jax.Array:
         return d.qvel[self.arm_dof_adr]
 
-    def ctrl_from_action(self, m: mjx.Model, d: mjx.Data, action: jax.Array) -> jax.Array:
-        """New actuator targets (nu,) from a 4-D action: one DLS IK step for the arm, the gripper opening."""
+    def next_ctrl(self, jacp, q, ctrl, action, xp=jnp):
+        """New actuator targets (nu,) from a 4-D action: one DLS IK step for the arm, the gripper opening.
+
+        jacp (3, 7) is the TCP's Jacobian over the arm joints, q (7,) the arm's joint angles and ctrl (nu,)
+        the current targets. `xp` is jax.numpy (MJX) or NumPy (native MuJoCo, mjxgen.native).
+        """
         cfg = self.config
-        action = jnp.clip(action, -1.0, 1.0)
-        jacp, _ = mjx.jac(m, d, self.tcp_pos(d), self.tcp_body)  # (nv, 3)
-        jacp = jacp[self.arm_dof_adr].T  # (3, 7)
-        q = self.joint_pos(d)
-        dq = ik.dls_step(jacp, action[:3] * cfg.max_ee_step, q, self.q_home, cfg.ik_damping, cfg.nullspace_gain)
+        action = xp.clip(action, -1.0, 1.0)
+        dq = ik.dls_step(jacp, action[:3] * cfg.max_ee_step, q, self.q_home, cfg.ik_damping, cfg.nullspace_gain, xp)
         # Targets are integrated (not q + dq), so the servo's tracking lag does not shrink each step.
-        ctrl = d.ctrl.at[self.arm_act].add(dq)
         opening = (action[3] + 1.0) * 0.5 * FINGER_OPEN
-        ctrl = ctrl.at[self.finger_act].set(opening)
-        return jnp.clip(ctrl, self.ctrl_low, self.ctrl_high)
+        ctrl = xp.concatenate([ctrl[:N_ARM_JOINTS] + dq, xp.full((2,), opening, dtype=dq.dtype)])
+        return xp.clip(ctrl, self.ctrl_low, self.ctrl_high)
+
+    def ctrl_from_action(self, m: mjx.Model, d: mjx.Data, action: jax.Array) -> jax.Array:
+        """next_ctrl on MJX data, with MJX's Jacobian."""
+        jacp, _ = mjx.jac(m, d, self.tcp_pos(d), self.tcp_body)  # (nv, 3)
+        return self.next_ctrl(jacp[self.arm_dof_adr].T, self.joint_pos(d), d.ctrl, action)
 
     def physics_step(self, m: mjx.Model, d: mjx.Data, ctrl: jax.Array) -> mjx.Data:
         """Hold ctrl for `substeps` MJX steps, then refresh kinematics so positions match qpos.

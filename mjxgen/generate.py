@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mjxgen.envs import ENVS, make_env
-from mjxgen.rollout import rollout_batch
+from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.writer import COMPRESSIONS, DatasetWriter
 
 
@@ -69,6 +69,19 @@ class GenerationConfig:
             )
 
 
+def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
+    """The episodes of a host-side Rollout selected by keep (B,), in DatasetWriter.write_batch's format."""
+    tr = host.trajectory
+    return {
+        "episode_ids": host.episode_ids[keep],
+        "lengths": host.lengths[keep],
+        "success": host.success[keep],
+        "rewards": tr.rewards[keep],
+        "actions": tr.actions[keep],
+        "observations": {key: v[keep] for key, v in tr.observations.items()},
+    }
+
+
 def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     """(n_batches, episodes per batch): equal batches no larger than batch_size, so one compiled shape
     serves the whole run and the last batch wastes fewer than n_batches padding episodes."""
@@ -110,16 +123,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
                 following = launch(k + 1) if k + 1 < n_batches else None
                 host = jax.device_get(pending)
                 keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-                writer.write_batch(
-                    {
-                        "episode_ids": host.episode_ids[keep],
-                        "lengths": host.lengths[keep],
-                        "success": host.success[keep],
-                        "rewards": host.trajectory.rewards[keep],
-                        "actions": host.trajectory.actions[keep],
-                        "observations": {key: v[keep] for key, v in host.trajectory.observations.items()},
-                    }
-                )
+                writer.write_batch(writer_batch(host, keep))
                 bar.update(int(keep.sum()))
                 pending = following
         writer.close()
