@@ -57,10 +57,11 @@ class Arm:
         self.home_key = mj_model.key("home").id
         self.arm_qpos_adr = np.array([mj_model.joint(f"joint{i + 1}").qposadr[0] for i in range(N_ARM_JOINTS)])
         self.arm_dof_adr = np.array([mj_model.joint(f"joint{i + 1}").dofadr[0] for i in range(N_ARM_JOINTS)])
-        self.arm_act = np.array([mj_model.actuator(f"actuator{i + 1}").id for i in range(N_ARM_JOINTS)])
-        self.finger_act = np.array([mj_model.actuator("finger1").id, mj_model.actuator("finger2").id])
-        # Actuators 0-6 drive joints 1-7 and 7-8 the fingers; next_ctrl relies on that order.
-        assert list(self.arm_act) == list(range(N_ARM_JOINTS)) and list(self.finger_act) == [7, 8]
+        # next_ctrl relies on this actuator order: joints 1-7, then the two fingers.
+        expected = [f"actuator{i + 1}" for i in range(N_ARM_JOINTS)] + ["finger1", "finger2"]
+        actual = [mj_model.actuator(i).name for i in range(mj_model.nu)]
+        if actual != expected:
+            raise ValueError(f"scene actuators must be exactly {expected}, got {actual}")
         self.ctrl_low = mj_model.actuator_ctrlrange[:, 0].astype(np.float32)
         self.ctrl_high = mj_model.actuator_ctrlrange[:, 1].astype(np.float32)
         self.q_home = mj_model.key_qpos[self.home_key][self.arm_qpos_adr].astype(np.float32)
