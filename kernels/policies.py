@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
+
+class Policy(NamedTuple):
+    """A policy as two pure functions; its state (a phase, a timer, or ()) rides in the rollout's scan."""
+
+    init: Callable[[], Any]  # () -> initial policy state
+    act: Callable[[Any, jax.Array, dict], tuple[jax.Array, Any]]  # (state, key, obs) -> (action, state)
+
+
+def stateless(fn: Callable[[jax.Array, dict], jax.Array]) -> Policy:
+    """A Policy from a function (key, obs) -> action."""
+    return Policy(init=lambda: (), act=lambda state, key, obs: (fn(key, obs), state))
+
 
 # Seed 000's P-controller moves the end effector at half the maximal commanded speed.
 P_GAIN = 0.5

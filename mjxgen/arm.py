@@ -104,12 +104,44 @@ class Arm:
         return self.next_ctrl(jacp[self.arm_dof_adr].T, self.joint_pos(d), d.ctrl, action)
 
     def physics_step(self, m: mjx.Model, d: mjx.Data, ctrl: jax.Array) -> mjx.Data:
-        """Hold ctrl for `substeps` MJX steps, then refresh kinematics so positions match qpos.
-
-        mjx.step computes kinematics before integrating, so after it site_xpos and the Jacobian lag qpos
-        by one physics step; kinematics + com_pos bring them up to date for observations and IK.
-        """
+        """Hold ctrl for `substeps` MJX steps, then refresh kinematics so positions match qpos."""
         d = d.replace(ctrl=ctrl)
         d = lax.fori_loop(0, self.config.substeps, lambda _, x: mjx.step(m, x), d)
-        d = mjx.kinematics(m, d)
-        return mjx.com_pos(m, d)
+        return refresh(m, d)
+
+
+def refresh(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+    """Positions and Jacobian inputs (site_xpos, cdof, subtree_com) computed from the current qpos.
+
+    mjx.step computes kinematics before integrating, so after it they lag qpos by one physics step.
+    """
+    return mjx.com_pos(m, mjx.kinematics(m, d))
+
+
+class ArmTask:
+    """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state.
+
+    Subclasses set `name`, `obs_shapes`, `policy_names` and `config` (with an `arm: ArmConfig` field),
+    and define reset, observe, step and policy as pure functions of (model, state, ...).
+    """
+
+    action_dim = ACTION_DIM
+    scene: str
+
+    def __init__(self, config):
+        self.config = config
+        self.mj_model, self.xml = load_scene(self.scene)
+        self.arm = Arm(self.mj_model, config.arm)
+        self.mjx_model = mjx.put_model(self.mj_model)
+        self._data0 = self.arm.home_data()
+
+    def arm_obs(self, d: mjx.Data) -> dict[str, jax.Array]:
+        """The observations every arm task has: joint_pos (7), joint_vel (7), ee_pos (3)."""
+        return {"joint_pos": self.arm.joint_pos(d), "joint_vel": self.arm.joint_vel(d), "ee_pos": self.arm.tcp_pos(d)}
+
+    def config_dict(self) -> dict:
+        """The task settings, for the dataset's metadata."""
+        return dataclasses.asdict(self.config) | {
+            "control_dt": self.arm.dt,
+            "physics_dt": float(self.mj_model.opt.timestep),
+        }

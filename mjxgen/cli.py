@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
-    d.add_argument("--env-name", default="reach", help="task: reach (default reach)")
+    d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
     d.add_argument("--n-episodes", type=_positive_int, default=100, help="episodes to generate (default 100)")
     d.add_argument("--output", default="data/dataset.h5", help="HDF5 file (default data/dataset.h5)")
     d.add_argument("--policy", default="random", help="random or scripted (default random)")

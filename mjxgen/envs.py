@@ -11,7 +11,13 @@ def _reach():
     return ReachEnv
 
 
-ENVS = {"reach": _reach}
+def _pick_place():
+    from mjxgen.pick_place.env import PickPlaceEnv
+
+    return PickPlaceEnv
+
+
+ENVS = {"reach": _reach, "pick_place": _pick_place}
 
 
 @functools.cache

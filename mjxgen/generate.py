@@ -170,7 +170,7 @@ def generate_dataset(
     """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
 
     Args:
-      env_name: "reach".
+      env_name: "reach" or "pick_place".
       n_episodes: number of episodes to collect.
       output_path: the HDF5 file to write; parent directories are created. An existing file is refused
         unless overwrite=True.

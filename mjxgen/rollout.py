@@ -51,13 +51,14 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int):
     reset_key, policy_key = jax.random.split(episode_key(seed, episode_id))
     state = env.reset(m, reset_key)
 
-    def body(state, t):
+    def body(carry, t):
+        state, policy_state = carry
         obs = env.observe(state)
-        action = policy(jax.random.fold_in(policy_key, t), obs)
+        action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs)
         state, reward, success = env.step(m, state, action)
-        return state, Transition(obs, action, reward, success)
+        return (state, policy_state), Transition(obs, action, reward, success)
 
-    _, tr = lax.scan(body, state, jnp.arange(max_steps))
+    _, tr = lax.scan(body, (state, policy.init()), jnp.arange(max_steps))
     success = tr.successes.any()
     length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
     return tr, length, success

@@ -38,18 +38,28 @@ def reach_env():
     return make_env("reach")
 
 
+def _generate(tmp_path_factory, env_name, n, policy, horizon, batch, seed):
+    path = tmp_path_factory.mktemp("data") / f"{env_name}_{policy}.h5"
+    cfg = GenerationConfig(env_name, n, path, policy, max_steps=horizon, seed=seed, batch_size=batch, progress=False)
+    return path, run_generation(cfg)
+
+
 @pytest.fixture(scope="session")
 def scripted_file(tmp_path_factory):
     """64 scripted reach episodes in two batches of 32 (the same compiled shape as the rollout tests)."""
-    path = tmp_path_factory.mktemp("data") / "reach_scripted.h5"
-    result = run_generation(GenerationConfig("reach", 64, path, "scripted", max_steps=HORIZON, seed=7, batch_size=BATCH,
-                                             progress=False))
-    return path, result
+    return _generate(tmp_path_factory, "reach", 64, "scripted", HORIZON, BATCH, seed=7)
 
 
 @pytest.fixture(scope="session")
 def random_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "reach_random.h5"
-    result = run_generation(GenerationConfig("reach", BATCH, path, "random", max_steps=HORIZON, seed=7,
-                                             batch_size=BATCH, progress=False))
-    return path, result
+    return _generate(tmp_path_factory, "reach", BATCH, "random", HORIZON, BATCH, seed=7)
+
+
+PP_BATCH = 16
+PP_HORIZON = 200  # the expert needs ~150 steps
+
+
+@pytest.fixture(scope="session")
+def pick_place_file(tmp_path_factory):
+    """16 scripted pick_place episodes, one batch."""
+    return _generate(tmp_path_factory, "pick_place", PP_BATCH, "scripted", PP_HORIZON, PP_BATCH, seed=3)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from kernels import policies
-from mjxgen.arm import ACTION_DIM, Arm, ArmConfig, N_ARM_JOINTS, load_scene
+from mjxgen.arm import ACTION_DIM, ArmConfig, ArmTask, N_ARM_JOINTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,20 +34,16 @@ class ReachState(NamedTuple):
     target_pos: jax.Array  # (3,)
 
 
-class ReachEnv:
+class ReachEnv(ArmTask):
     """The reach task on MJX. Static: construct once, then trace its pure methods inside a jit."""
 
     name = "reach"
-    action_dim = ACTION_DIM
+    scene = "reach.xml"
     obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
     policy_names = ("random", "scripted")
 
     def __init__(self, config: ReachConfig = ReachConfig()):
-        self.config = config
-        self.mj_model, self.xml = load_scene("reach.xml")
-        self.arm = Arm(self.mj_model, config.arm)
-        self.mjx_model = mjx.put_model(self.mj_model)
-        self._data0 = self.arm.home_data()
+        super().__init__(config)
         self._target_mocap = self.mj_model.body("target").mocapid[0]
 
     def reset(self, m: mjx.Model, key: jax.Array) -> ReachState:
@@ -60,13 +56,7 @@ class ReachEnv:
         return ReachState(data, target)
 
     def observe(self, state: ReachState) -> dict[str, jax.Array]:
-        d = state.data
-        return {
-            "joint_pos": self.arm.joint_pos(d),
-            "joint_vel": self.arm.joint_vel(d),
-            "ee_pos": self.arm.tcp_pos(d),
-            "target_pos": state.target_pos,
-        }
+        return self.arm_obs(state.data) | {"target_pos": state.target_pos}
 
     def step(self, m: mjx.Model, state: ReachState, action: jax.Array) -> tuple[ReachState, jax.Array, jax.Array]:
         """Apply one control step; return the new state, the reward and the success flag."""
@@ -75,17 +65,10 @@ class ReachEnv:
         dist = jnp.linalg.norm(self.arm.tcp_pos(data) - state.target_pos)
         return ReachState(data, state.target_pos), -dist, dist < self.config.success_threshold
 
-    def policy(self, name: str):
-        """The named policy as a pure function (key, obs) -> action (4,)."""
+    def policy(self, name: str) -> policies.Policy:
+        """The named policy (kernels.policies.Policy)."""
         if name == "random":
-            return lambda key, obs: policies.random_action(key, ACTION_DIM)
+            return policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM))
         if name == "scripted":
-            return lambda key, obs: policies.p_controller(obs["ee_pos"], obs["target_pos"])
+            return policies.stateless(lambda key, obs: policies.p_controller(obs["ee_pos"], obs["target_pos"]))
         raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
-
-    def config_dict(self) -> dict:
-        """The task settings, for the dataset's metadata."""
-        return dataclasses.asdict(self.config) | {
-            "control_dt": self.arm.dt,
-            "physics_dt": float(self.mj_model.opt.timestep),
-        }
