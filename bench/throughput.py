@@ -1,16 +1,17 @@
-"""Reach throughput on this machine, with native-MuJoCo baselines measured in the same run.
+"""Task throughput on this machine, with native-MuJoCo baselines measured in the same run.
 
-    python -m bench.throughput [--batches 64 256 1024 4096] [--max-steps 200] [--e2e-batches 2]
+    python -m bench.throughput [--env reach|pick_place] [--batches 64 256 1024 4096] [--max-steps 200]
 
-Prints tables and writes JSON to bench/results/<date>-<device>.json.
+Prints tables and writes JSON to bench/results/<date>-<device>-<env>.json.
 
 - compile: the first call of a shape minus the second.
 - rollout-only: the second call of a shape (new episode ids), up to `block_until_ready`.
 - end-to-end: `generate_dataset` of --e2e-batches batches with the shape already compiled. It includes
   the device-to-host transfer and the HDF5 write, which overlaps the next batch's simulation. It is
   measured with gzip (the default) and lzf (the fastest compressing codec offered).
-- baseline "seed-style": one native MuJoCo env stepped in a Python loop with the same P-controller and
-  IK in NumPy, the same 5 ms physics step and 4 substeps (mjxgen.native), run until the first success.
+- baseline "seed-style" (reach only: seed 000 defines its P-controller): one native MuJoCo env stepped in
+  a Python loop with the same P-controller and IK in NumPy, the same 5 ms physics step and 4 substeps
+  (mjxgen.native), run until the first success.
 - baseline "mujoco.rollout": native MuJoCo's multithreaded open-loop rollout, one thread per core, the
   same model and number of physics steps as one batch. This is the CPU ceiling.
 - writer alone: one real batch (the largest measured) written with each codec.
@@ -63,9 +64,9 @@ def measure_rollout(env, batch: int, max_steps: int, policy: str):
     return row, jax.device_get(out)
 
 
-def measure_end_to_end(batch: int, n_batches: int, max_steps: int, policy: str, codec: str) -> dict:
+def measure_end_to_end(env, batch: int, n_batches: int, max_steps: int, policy: str, codec: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = GenerationConfig("reach", batch * n_batches, Path(tmp) / "e2e.h5", policy, max_steps=max_steps,
+        cfg = GenerationConfig(env.name, batch * n_batches, Path(tmp) / "e2e.h5", policy, max_steps=max_steps,
                                seed=1, batch_size=batch, compression=codec, progress=False)
         result = run_generation(cfg)
     return {"episodes_per_s": cfg.n_episodes / result.wall_s, "wall_s": result.wall_s,
@@ -121,7 +122,7 @@ def measure_writer(env, host, codec: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"w-{codec}.h5"
         t0 = time.perf_counter()
-        w = DatasetWriter(path, env_name="reach", policy="scripted", seed=0, config={}, model_xml=env.xml,
+        w = DatasetWriter(path, env_name=env.name, policy="scripted", seed=0, config={}, model_xml=env.xml,
                           obs_keys=tuple(env.obs_shapes), compression=codec)
         w.write_batch(batch)
         w.close()
@@ -141,6 +142,7 @@ def device_name() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="reach", choices=("reach", "pick_place"))
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024, 4096])
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--policy", default="scripted", choices=("random", "scripted"))
@@ -149,33 +151,34 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="where to write the JSON (default bench/results/<date>-<device>.json)")
     a = p.parse_args()
 
-    env = make_env("reach")
+    env = make_env(a.env)
     rows, host = [], None
     for b in a.batches:
         row, host = measure_rollout(env, b, a.max_steps, a.policy)
         for codec in E2E_CODECS:
-            e2e = measure_end_to_end(b, a.e2e_batches, a.max_steps, a.policy, codec)
+            e2e = measure_end_to_end(env, b, a.e2e_batches, a.max_steps, a.policy, codec)
             row[f"e2e_{codec}_episodes_per_s"] = e2e["episodes_per_s"]
             row[f"e2e_{codec}_ratio"] = e2e["episodes_per_s"] / row["episodes_per_s"]
         rows.append(row)
         print(f"batch {b}: done", flush=True)
-    seed_style = baseline_seed_style(env, a.max_steps, a.baseline_seconds)
+    seed_style = baseline_seed_style(env, a.max_steps, a.baseline_seconds) if a.env == "reach" else None
     native_rollout = baseline_mujoco_rollout(env, max(a.batches), a.max_steps)
     writer = [measure_writer(env, host, codec) for codec in COMPRESSIONS]
 
     dev = device_name()
-    print(f"\nreach / {a.policy}, T={a.max_steps}, 4 physics steps per env step, device {dev}, "
+    print(f"\n{a.env} / {a.policy}, T={a.max_steps}, 4 physics steps per env step, device {dev}, "
           f"{platform.machine()}, {os.cpu_count()} cores")
     print(f"{'batch':>6} {'compile s':>9} {'env steps/s':>11} {'phys steps/s':>12} {'ep/s':>7} "
           f"{'e2e gzip ep/s':>13} {'(ratio)':>7} {'e2e lzf ep/s':>12} {'(ratio)':>7} {'x seed-style':>12} {'x mj.rollout':>12}")
     for r in rows:
+        vs_seed = f"{r['env_steps_per_s'] / seed_style['env_steps_per_s']:>12.2f}" if seed_style else f"{'-':>12}"
         print(f"{r['batch']:>6} {r['compile_s']:>9.1f} {r['env_steps_per_s']:>11,.0f} {r['physics_steps_per_s']:>12,.0f} "
               f"{r['episodes_per_s']:>7.1f} {r['e2e_gzip_episodes_per_s']:>13.1f} {r['e2e_gzip_ratio']:>7.2f} "
-              f"{r['e2e_lzf_episodes_per_s']:>12.1f} {r['e2e_lzf_ratio']:>7.2f} "
-              f"{r['env_steps_per_s'] / seed_style['env_steps_per_s']:>12.2f} "
+              f"{r['e2e_lzf_episodes_per_s']:>12.1f} {r['e2e_lzf_ratio']:>7.2f} {vs_seed} "
               f"{r['physics_steps_per_s'] / native_rollout['physics_steps_per_s']:>12.2f}")
-    print(f"\nseed-style single native env, Python loop: {seed_style['env_steps_per_s']:,.0f} env steps/s "
-          f"({seed_style['physics_steps_per_s']:,.0f} physics steps/s, {seed_style['episodes']} episodes)")
+    if seed_style:
+        print(f"\nseed-style single native env, Python loop: {seed_style['env_steps_per_s']:,.0f} env steps/s "
+              f"({seed_style['physics_steps_per_s']:,.0f} physics steps/s, {seed_style['episodes']} episodes)")
     print(f"mujoco.rollout, B={native_rollout['batch']}, {native_rollout['threads']} threads, open loop: "
           f"{native_rollout['physics_steps_per_s']:,.0f} physics steps/s ({native_rollout['env_steps_per_s']:,.0f} env steps/s)")
     print(f"\nwriter alone, {writer[0]['episodes']} episodes, {writer[0]['payload_mb']:.1f} MB payload (float64):")
@@ -183,10 +186,10 @@ def main() -> None:
         print(f"  {w['codec']:>5}: {w['episodes_per_s']:>8,.0f} episodes/s {w['payload_mb_per_s']:>7.1f} MB/s  file {w['file_mb']:.1f} MB")
 
     date = datetime.date.today().isoformat()
-    out = a.json or RESULTS / f"{date}-{dev}.json"
+    out = a.json or RESULTS / f"{date}-{dev}-{a.env}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "date": date, "device": dev, "cpu_count": os.cpu_count(), "versions": package_versions(),
+        "date": date, "device": dev, "env": a.env, "cpu_count": os.cpu_count(), "versions": package_versions(),
         "policy": a.policy, "max_steps": a.max_steps, "e2e_batches": a.e2e_batches, "rollout": rows,
         "baseline_seed_style": seed_style, "baseline_mujoco_rollout": native_rollout, "writer": writer,
     }, indent=2) + "\n")
