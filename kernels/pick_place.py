@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, OPEN, RETREAT = range(8)
-N_PHASES = 8
 
 APPROACH_HEIGHT = 0.10  # m above the cube's centre
 GRASP_OFFSET = 0.005  # m: the grasp point lies this far below the cube's centre (pads reach lower)

@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 from mujoco import mjx
 
-from kernels import ik
+from kernels import ik, policies
 
 N_ARM_JOINTS = 7
 ACTION_DIM = 4
@@ -121,8 +121,8 @@ def refresh(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 class ArmTask:
     """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state.
 
-    Subclasses set `name`, `obs_shapes`, `policy_names` and `config` (with an `arm: ArmConfig` field),
-    and define reset, observe, step and policy as pure functions of (model, state, ...).
+    Subclasses set `name`, `scene`, `obs_shapes` and `policy_names`, take a config with an `arm: ArmConfig`
+    field, define reset, observe and step as pure functions of (model, state, ...), and extend _policies.
     """
 
     action_dim = ACTION_DIM
@@ -134,6 +134,16 @@ class ArmTask:
         self.arm = Arm(self.mj_model, config.arm)
         self.mjx_model = mjx.put_model(self.mj_model)
         self._data0 = self.arm.home_data()
+
+    def policy(self, name: str) -> policies.Policy:
+        """The named policy (kernels.policies.Policy); a ValueError names the choices."""
+        if name not in self.policy_names:
+            raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
+        return self._policies()[name]
+
+    def _policies(self) -> dict[str, policies.Policy]:
+        """Every task's random policy: uniform on [-1, 1]^4. Subclasses add theirs."""
+        return {"random": policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM))}
 
     def arm_obs(self, d: mjx.Data) -> dict[str, jax.Array]:
         """The observations every arm task has: joint_pos (7), joint_vel (7), ee_pos (3)."""

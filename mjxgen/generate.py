@@ -92,10 +92,7 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing."""
     env = make_env(cfg.env_name)
-    if cfg.policy_type not in env.policy_names:
-        raise ValueError(
-            f"unknown policy {cfg.policy_type!r} for {cfg.env_name}; choose one of {', '.join(env.policy_names)}"
-        )
+    env.policy(cfg.policy_type)  # a ValueError for an unknown name, before the output file is created
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
     writer = DatasetWriter(
         cfg.output_path,

@@ -110,8 +110,7 @@ def rollout_batch(
     """
     if isinstance(env, str):
         env = make_env(env)
-    if policy not in env.policy_names:
-        raise ValueError(f"unknown policy {policy!r} for {env.name}; choose one of {', '.join(env.policy_names)}")
+    env.policy(policy)  # a ValueError for an unknown name, before anything is traced
     if not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     ids = np.asarray(episode_ids)

@@ -21,7 +21,7 @@ from mujoco import mjx
 
 from kernels import pick_place as expert
 from kernels import policies
-from mjxgen.arm import ACTION_DIM, FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
+from mjxgen.arm import FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
 
 CUBE_HALF = 0.02  # m: half the cube's edge (pick_place.xml)
 
@@ -109,13 +109,9 @@ class PickPlaceEnv(ArmTask):
         success = (to_place < self.config.success_threshold) & (obs["gripper_pos"][0] > self.config.release_opening)
         return new, reward, success
 
-    def policy(self, name: str) -> policies.Policy:
-        """The named policy (kernels.policies.Policy)."""
-        if name == "random":
-            return policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM))
-        if name == "scripted":
-            return policies.Policy(
-                init=expert.init,
-                act=lambda s, key, obs: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
-            )
-        raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
+    def _policies(self) -> dict[str, policies.Policy]:
+        scripted = policies.Policy(
+            init=expert.init,
+            act=lambda s, key, obs: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
+        )
+        return super()._policies() | {"scripted": scripted}

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from kernels import policies
-from mjxgen.arm import ACTION_DIM, ArmConfig, ArmTask, N_ARM_JOINTS
+from mjxgen.arm import ArmConfig, ArmTask, N_ARM_JOINTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +65,6 @@ class ReachEnv(ArmTask):
         dist = jnp.linalg.norm(self.arm.tcp_pos(data) - state.target_pos)
         return ReachState(data, state.target_pos), -dist, dist < self.config.success_threshold
 
-    def policy(self, name: str) -> policies.Policy:
-        """The named policy (kernels.policies.Policy)."""
-        if name == "random":
-            return policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM))
-        if name == "scripted":
-            return policies.stateless(lambda key, obs: policies.p_controller(obs["ee_pos"], obs["target_pos"]))
-        raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
+    def _policies(self) -> dict[str, policies.Policy]:
+        scripted = policies.stateless(lambda key, obs: policies.p_controller(obs["ee_pos"], obs["target_pos"]))
+        return super()._policies() | {"scripted": scripted}
