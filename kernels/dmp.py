@@ -73,32 +73,50 @@ def forcing(params: DMPParams, s, scale_forcing: bool = False) -> jax.Array:
     return mix * s * scale
 
 
-def integrate(params: DMPParams, dt: float, n_steps: int, scale_forcing: bool = False) -> DMPRollout:
-    """Integrate n_steps substeps of dt seconds with semi-implicit Euler; returns n_steps + 1 rows from t = 0.
+class DMPState(NamedTuple):
+    """The integrator's state: position y, scaled velocity z = tau dy/dt, phase s."""
 
-    The phase advances by its exact decay factor per substep, so it equals the closed form up to float32
-    rounding (1e-5 relative after 400 substeps).
+    y: jax.Array  # (D,)
+    z: jax.Array  # (D,)
+    s: jax.Array  # ()
+
+
+def initial_state(params: DMPParams) -> DMPState:
+    """At rest at the start, s = 1."""
+    y0 = params.start.astype(jnp.float32)
+    return DMPState(y0, jnp.zeros_like(y0), jnp.ones((), jnp.float32))
+
+
+def step(params: DMPParams, state: DMPState, dt: float, scale_forcing: bool = False) -> tuple[DMPState, jax.Array]:
+    """One semi-implicit Euler substep of dt seconds; also returns f(s) at the substep's start.
+
+    The phase advances by its exact decay factor, so it equals the closed form up to float32 rounding
+    (1e-5 relative after 400 substeps)."""
+    f = forcing(params, state.s, scale_forcing)
+    dz = (params.stiffness * (params.goal - state.y) - params.damping * state.z + f) / params.duration
+    z = state.z + dt * dz
+    y = state.y + dt * z / params.duration
+    return DMPState(y, z, state.s * jnp.exp(-params.alpha_s * dt / params.duration)), f
+
+
+def advance(params: DMPParams, state: DMPState, dt: float, n_steps: int, scale_forcing: bool = False) -> DMPState:
+    """n_steps substeps: what a policy calls once per control step."""
+    return jax.lax.fori_loop(0, n_steps, lambda _, st: step(params, st, dt, scale_forcing)[0], state)
+
+
+def integrate(params: DMPParams, dt: float, n_steps: int, scale_forcing: bool = False) -> DMPRollout:
+    """Integrate n_steps substeps of dt seconds; returns n_steps + 1 rows from t = 0.
+
     The motion may run past tau: after the duration the forcing term has faded and y settles on g.
     """
-    decay = jnp.exp(-params.alpha_s * dt / params.duration)
 
-    def accel(y, z, s):
-        f = forcing(params, s, scale_forcing)
-        return (params.stiffness * (params.goal - y) - params.damping * z + f) / params.duration, f
+    def body(st, _):
+        new, f = step(params, st, dt, scale_forcing)
+        return new, (st.y, st.z / params.duration, st.s, f)  # the values at the substep's start
 
-    def step(carry, _):
-        y, z, s = carry
-        dz, f = accel(y, z, s)
-        row = (y, z / params.duration, s, f)  # the values at this substep's start, where f was evaluated
-        z = z + dt * dz
-        y = y + dt * z / params.duration
-        return (y, z, s * decay), row
-
-    y0 = params.start.astype(jnp.float32)
-    carry0 = (y0, jnp.zeros_like(y0), jnp.ones((), jnp.float32))
-    (y, z, s), rows = jax.lax.scan(step, carry0, None, length=n_steps)
-    last = (y, z / params.duration, s, accel(y, z, s)[1])
-    position, velocity, phase, f = (jnp.concatenate([r, l[None]]) for r, l in zip(rows, last))
+    last, rows = jax.lax.scan(body, initial_state(params), None, length=n_steps)
+    final = (last.y, last.z / params.duration, last.s, forcing(params, last.s, scale_forcing))
+    position, velocity, phase, f = (jnp.concatenate([r, x[None]]) for r, x in zip(rows, final))
     return DMPRollout(
         t=jnp.arange(n_steps + 1, dtype=jnp.float32) * dt,
         position=position,

@@ -7,16 +7,24 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-class Policy(NamedTuple):
-    """A policy as two pure functions; its state (a phase, a timer, or ()) rides in the rollout's scan."""
+from kernels import dmp
 
-    init: Callable[[], Any]  # () -> initial policy state
+def _nothing(state) -> dict:
+    return {}
+
+
+class Policy(NamedTuple):
+    """A policy as pure functions; its state (a phase, a timer, a DMP, or ()) rides in the rollout's scan."""
+
+    init: Callable[[jax.Array, dict], Any]  # (key, first obs) -> initial policy state
     act: Callable[[Any, jax.Array, dict], tuple[jax.Array, Any]]  # (state, key, obs) -> (action, state)
+    # initial state -> {name: array}: per-episode values stored with the episode (e.g. DMP parameters)
+    record: Callable[[Any], dict] = _nothing
 
 
 def stateless(fn: Callable[[jax.Array, dict], jax.Array]) -> Policy:
     """A Policy from a function (key, obs) -> action."""
-    return Policy(init=lambda: (), act=lambda state, key, obs: (fn(key, obs), state))
+    return Policy(init=lambda key, obs: (), act=lambda state, key, obs: (fn(key, obs), state))
 
 
 # Seed 000's P-controller moves the end effector at half the maximal commanded speed.
@@ -36,3 +44,34 @@ def p_controller(ee_pos, target_pos, gripper: float = 0.0, xp=jnp):
     norm = xp.linalg.norm(delta)
     direction = delta / xp.maximum(norm, 1e-9)
     return xp.concatenate([direction * P_GAIN, xp.full((1,), gripper, dtype=delta.dtype)])
+
+
+def dmp_tracker(
+    sample: Callable[[jax.Array, dict], dmp.DMPParams],
+    control_dt: float,
+    substeps: int,
+    max_step: float,
+    scale_forcing: bool = True,
+    gripper: float = 1.0,
+) -> Policy:
+    """Track a random Cartesian DMP with a P-controller.
+
+    `sample(key, obs)` draws the episode's DMP (start at the end effector). Each control step advances it by
+    control_dt in `substeps` substeps and commands action[:3] = clip((y - ee_pos) / max_step, -1, 1), the
+    step that lands the end effector on the DMP's new position y when it is within reach (the arm moves at
+    most max_step per action). The gripper action is constant."""
+
+    def init(key, obs):
+        params = sample(key, obs)
+        return params, dmp.initial_state(params)
+
+    def act(state, key, obs):
+        params, st = state
+        st = dmp.advance(params, st, control_dt / substeps, substeps, scale_forcing)
+        move = jnp.clip((st.y - obs["ee_pos"]) / max_step, -1.0, 1.0)
+        return jnp.concatenate([move, jnp.full((1,), gripper, move.dtype)]), (params, st)
+
+    def record(state):
+        return {f"dmp/{name}": value for name, value in state[0]._asdict().items()}
+
+    return Policy(init, act, record)

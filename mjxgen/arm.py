@@ -20,11 +20,23 @@ import numpy as np
 from jax import lax
 from mujoco import mjx
 
-from kernels import ik, policies
+from kernels import dmp, ik, policies
 
 N_ARM_JOINTS = 7
 ACTION_DIM = 4
 FINGER_OPEN = 0.04  # m: each finger's opening at gripper command +1 (0 at -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DMPPolicyConfig:
+    """The `dmp` policy: a random Cartesian DMP per episode, from the end effector to the task's goal point."""
+
+    duration_range: tuple[float, float] = (1.5, 3.0)  # s; long enough that the arm's 0.5 m/s limit rarely binds
+    stiffness_range: tuple[float, float] = (50.0, 300.0)  # K; damping is critical, D = 2 sqrt(K)
+    goal_jitter: float = 0.0  # m: the goal is uniform within +-goal_jitter of the task's goal point per axis
+    weight_bound: float = dmp.WEIGHT_BOUND  # weights uniform in [-60, 60] (seed 003)
+    scale_forcing: bool = True  # forcing times the goal displacement (m), so detours scale with the motion
+    substeps: int = 10  # DMP integration substeps per control step (2 ms at 50 Hz)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +47,7 @@ class ArmConfig:
     max_ee_step: float = 0.01  # m of end-effector displacement per control step at |action| = 1 (0.5 m/s)
     ik_damping: float = 0.05  # DLS damping (m); keeps the IK step bounded near singularities
     nullspace_gain: float = 0.05  # per step, pulls the redundant joint toward the home posture
+    dmp_policy: DMPPolicyConfig = DMPPolicyConfig()  # the `dmp` policy's sampling ranges
 
 
 def load_scene(filename: str) -> tuple[mujoco.MjModel, str]:
@@ -142,8 +155,23 @@ class ArmTask:
         return self._policies()[name]
 
     def _policies(self) -> dict[str, policies.Policy]:
-        """Every task's random policy: uniform on [-1, 1]^4. Subclasses add theirs."""
-        return {"random": policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM))}
+        """Every task's random policy (uniform on [-1, 1]^4) and DMP policy. Subclasses add theirs."""
+        cfg = self.config.arm
+        c = cfg.dmp_policy
+
+        def sample(key, obs):
+            goal = self.dmp_goal(obs)
+            return dmp.sample_params(key, obs["ee_pos"], goal - c.goal_jitter, goal + c.goal_jitter,
+                                     c.duration_range, c.stiffness_range, weight_bound=c.weight_bound)
+
+        return {
+            "random": policies.stateless(lambda key, obs: policies.random_action(key, ACTION_DIM)),
+            "dmp": policies.dmp_tracker(sample, self.arm.dt, c.substeps, cfg.max_ee_step, c.scale_forcing),
+        }
+
+    def dmp_goal(self, obs: dict) -> jax.Array:
+        """Where the `dmp` policy's DMP ends (before jitter): the task's target point."""
+        return obs["target_pos"]
 
     def arm_obs(self, d: mjx.Data) -> dict[str, jax.Array]:
         """The observations every arm task has: joint_pos (7), joint_vel (7), ee_pos (3)."""

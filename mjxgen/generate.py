@@ -79,6 +79,7 @@ def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
         "rewards": tr.rewards[keep],
         "actions": tr.actions[keep],
         "observations": {key: v[keep] for key, v in tr.observations.items()},
+        "episode_info": {key: v[keep] for key, v in host.episode_info.items()},
     }
 
 

@@ -39,6 +39,7 @@ class Rollout(NamedTuple):
     lengths: jax.Array  # (B,) int32: steps up to and including the first success, else T
     success: jax.Array  # (B,) bool
     episode_ids: jax.Array  # (B,) int32
+    episode_info: dict[str, jax.Array]  # name -> (B, ...): per-episode values to store (e.g. "dmp/goal")
 
 
 def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
@@ -46,10 +47,15 @@ def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), episode_id)
 
 
+# fold_in(policy_key, INIT_KEY) draws the policy's episode parameters; steps use fold_in(policy_key, t), t < T.
+INIT_KEY = 2**31 - 1
+
+
 def _episode(env, policy, m, seed, episode_id, max_steps: int):
-    """One episode: (T, ...) transitions, its length and its success."""
+    """One episode: (T, ...) transitions, its length, its success and its recorded per-episode values."""
     reset_key, policy_key = jax.random.split(episode_key(seed, episode_id))
     state = env.reset(m, reset_key)
+    policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state))
 
     def body(carry, t):
         state, policy_state = carry
@@ -58,10 +64,10 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int):
         state, reward, success = env.step(m, state, action)
         return (state, policy_state), Transition(obs, action, reward, success)
 
-    _, tr = lax.scan(body, (state, policy.init()), jnp.arange(max_steps))
+    _, tr = lax.scan(body, (state, policy_state), jnp.arange(max_steps))
     success = tr.successes.any()
     length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
-    return tr, length, success
+    return tr, length, success, policy.record(policy_state)
 
 
 def default_chunk_size(env) -> int | None:
@@ -77,8 +83,8 @@ def _compiled(env, policy_name: str, max_steps: int):
 
     def run(m, seed, episode_ids):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        tr, lengths, success = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
-        return Rollout(tr, lengths, success, episode_ids)
+        tr, lengths, success, info = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
+        return Rollout(tr, lengths, success, episode_ids, info)
 
     return jax.jit(run)
 

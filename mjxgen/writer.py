@@ -6,7 +6,8 @@ Layout (seed 000), one group per episode, each cut to its length L:
     episode_N/actions              (L, 4)   float64
     episode_N/rewards              (L,)     float64
 
-Attributes beside it: per episode `episode_index`, `seed`, `length`, `success`, `total_reward`; per file
+Per-episode values a policy records sit beside them, e.g. `episode_N/dmp/{start,goal,duration,stiffness,
+damping,alpha_s,weights}` for the DMP policy. Attributes beside it: per episode `episode_index`, `seed`, `length`, `success`, `total_reward`; per file
 `format`, `format_version`, `complete`, `env_name`, `policy`, `seed`, `config` (JSON), `versions` (JSON),
 `model_xml`, and the totals. No other top-level keys, so len(f.keys()) is the episode count.
 """
@@ -184,6 +185,8 @@ class DatasetWriter:
                 og.create_dataset(k, data=obs[k][b, :length], **self._filters)
             g.create_dataset("actions", data=actions[b, :length], **self._filters)
             g.create_dataset("rewards", data=rewards[b, :length], **self._filters)
+            for name, values in batch.get("episode_info", {}).items():  # e.g. dmp/goal: small, uncompressed
+                g.create_dataset(name, data=np.asarray(values[b]))
             total_reward = float(rewards[b, :length].sum())
             g.attrs["episode_index"] = int(ep)
             g.attrs["seed"] = self._seed

@@ -1,1 +1,1 @@
-"""The PushT random-DMP dataset generator (seed 003). Not implemented yet: see the README."""
+"""PushT random-DMP dataset generator (seed 003): `python -m pusht.generate`. See the README."""

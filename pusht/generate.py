@@ -116,9 +116,8 @@ def generate(
     pool = None
     bar = tqdm(total=num_samples, desc="trajectories", unit="traj", disable=not progress)
     try:
-        # Always worker processes, even for one: envs then run in the same kind of process (no JAX, no
-        # threads of ours) whatever the count. Rendering in a process that had loaded JAX changed a
-        # coverage value in its last bit.
+        # Always worker processes, even for one: envs then run in the same kind of process (no JAX)
+        # whatever the count, and the main process stays free to write.
         with warnings.catch_warnings():
             # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
             warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)

@@ -86,13 +86,41 @@ def test_pushes_happen(files):
     assert contacts > 0 and moved > 0
 
 
+# gym-pusht's coverage (shapely/GEOS polygon intersection) is not bit-reproducible: the same state gives
+# values one float64 ulp apart from call to call, even in one process. Coverage, the reward derived from it,
+# and the info blobs that carry it are therefore compared to 1e-12; everything else must be identical.
+NOISY = {"rewards", "step_infos", "env_coverage"}
+
+
+def _close(x, y, name):
+    if isinstance(x, dict):
+        assert x.keys() == y.keys(), name
+        for k in x:
+            _close(x[k], y[k], f"{name}.{k}")
+    elif isinstance(x, list):
+        assert len(x) == len(y), name
+        for i, (u, v) in enumerate(zip(x, y)):
+            _close(u, v, f"{name}[{i}]")
+    elif isinstance(x, float):
+        assert x == pytest.approx(y, rel=1e-12, abs=1e-15), name
+    else:
+        assert x == y, name
+
+
 def test_one_worker_equals_many(files):
     with h5py.File(files[0]) as a, h5py.File(files[1]) as b:
         for name in a:
             for key in ARRAYS:
-                np.testing.assert_array_equal(a[name][key][()], b[name][key][()], err_msg=f"{name}/{key}")
+                x, y = a[name][key][()], b[name][key][()]
+                if key in NOISY:
+                    np.testing.assert_allclose(x, y, rtol=1e-6, err_msg=f"{name}/{key}")
+                else:
+                    np.testing.assert_array_equal(x, y, err_msg=f"{name}/{key}")
             for key in BLOBS:
-                assert a[name][key][()] == b[name][key][()], f"{name}/{key}"
+                if key in NOISY:
+                    _close(writer.read_json(a[name], key), writer.read_json(b[name], key), f"{name}/{key}")
+                else:
+                    assert a[name][key][()] == b[name][key][()], f"{name}/{key}"
             for key in ATTRS:
                 assert a[name].attrs[key] == b[name].attrs[key]
 
@@ -110,7 +138,7 @@ def test_replay_reproduces_observations_and_rewards(files):
                     observations.append(obs)
                     rewards.append(reward)
                 np.testing.assert_array_equal(np.asarray(observations, np.float32), g["observations"][()])
-                np.testing.assert_array_equal(np.asarray(rewards, np.float32), g["rewards"][()])
+                np.testing.assert_allclose(np.asarray(rewards, np.float32), g["rewards"][()], rtol=1e-6)  # NOISY
     finally:
         env.close()
 

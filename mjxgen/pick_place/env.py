@@ -60,7 +60,7 @@ class PickPlaceEnv(ArmTask):
         "gripper_pos": (1,),
         "place_pos": (3,),
     }
-    policy_names = ("random", "scripted")
+    policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: PickPlaceConfig = PickPlaceConfig()):
         super().__init__(config)
@@ -108,6 +108,10 @@ class PickPlaceEnv(ArmTask):
         reward = -(jnp.linalg.norm(obs["ee_pos"] - obs["object_pos"]) + to_place)
         success = (to_place < self.config.success_threshold) & (obs["gripper_pos"][0] > self.config.release_opening)
         return new, reward, success
+
+    def dmp_goal(self, obs: dict) -> jax.Array:
+        """The `dmp` policy reaches for the point above the cube where the expert's approach ends."""
+        return obs["object_pos"] + jnp.array([0.0, 0.0, expert.APPROACH_HEIGHT])
 
     def _policies(self) -> dict[str, policies.Policy]:
         scripted = policies.Policy(

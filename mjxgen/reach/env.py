@@ -40,7 +40,7 @@ class ReachEnv(ArmTask):
     name = "reach"
     scene = "reach.xml"
     obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
-    policy_names = ("random", "scripted")
+    policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: ReachConfig = ReachConfig()):
         super().__init__(config)
