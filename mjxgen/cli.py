@@ -6,11 +6,14 @@ Bad input ends with a one-line `error: ...` and exit status 2, never a traceback
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
+from typing import Any, Callable
 
 from mjxgen.envs import ENVS
-from mjxgen.generate import GenerationConfig, run_generation
-from mjxgen.writer import COMPRESSIONS
+from mjxgen.generate import GenerationConfig, GenerationInterrupted, run_generation
+from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,42 +23,64 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
+def _int_in(text: str, low: int, high: int | None, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_in(text, 1, None, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _int_in(text, 0, None, "a non-negative integer")
 
 
 def _seed(text: str) -> int:
+    return _int_in(text, 0, 2**32, "an integer in [0, 2**32)")
+
+
+def report_failures(run: Callable[[], Any], command: list[str]) -> tuple[int, Any]:
+    """Call run(); turn its failures into one stderr line. Returns (exit status, run's result or None):
+    0; 2 for bad input; 1 when writing failed; 128 + the signal when interrupted (SIGINT: 130). Messages
+    about an unfinished run end with the command that resumes it (`command` plus --resume)."""
+    resume = shlex.join([c for c in command if c not in ("--overwrite", "--resume")] + ["--resume"])
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
-    return value
+        return 0, run()
+    except GenerationInterrupted as e:
+        print(f"{e}; resume with: {resume}", file=sys.stderr)
+        return 128 + e.signum, None
+    except (ValueError, NotImplementedError, FileExistsError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2, None
+    except OSError as e:
+        print(f"error: {e}".replace("run again with --resume", f"resume with: {resume}"), file=sys.stderr)
+        return 1, None
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-steps", type=_positive_int, default=200, help="horizon T in control steps (default 200)")
+    p.add_argument("--max-steps", type=positive_int, default=200, help="horizon T in control steps (default 200)")
     p.add_argument("--seed", type=_seed, default=42, help="dataset seed (default 42)")
     p.add_argument("--compression", choices=COMPRESSIONS, default="gzip", help="HDF5 codec (default gzip)")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--on-invalid", choices=ON_INVALID, default="drop",
+                   help="episodes with NaN/inf: drop them (default) or flag them with an invalid attribute")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file (and any unfinished run of it)")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in <output>.partial/")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _run(**settings) -> int:
+def _run(command: list[str], **settings) -> int:
     """Generate the dataset that settings (GenerationConfig fields) describe, print a stats table, and
-    return the exit status."""
-    try:
-        result = run_generation(GenerationConfig(**settings))
-    except (ValueError, NotImplementedError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return the exit status: 0, 2 for bad input, 1 when writing failed, 128 + signal when interrupted.
+    `command` is the command line, for the resume hint."""
+    status, result = report_failures(lambda: run_generation(GenerationConfig(**settings)), command)
+    if status:
+        return status
     s = result.stats
     rows = [
         ("Episodes", f"{s['total_episodes']}"),
@@ -63,6 +88,7 @@ def _run(**settings) -> int:
         ("Mean length", f"{s['mean_episode_length']:.1f}"),
         ("Mean reward", f"{s['mean_reward']:.2f}"),
         ("Success rate", f"{s['success_rate']:.1%}"),
+        ("Invalid (NaN/inf)", f"{s['invalid_episodes']}"),
         ("File size", f"{s['file_size_mb']:.1f} MB"),
         ("Output path", s["output_path"]),
         ("Batch", f"{result.batch_size} x {result.n_batches}"),
@@ -77,20 +103,22 @@ def _run(**settings) -> int:
 
 
 def _common(a: argparse.Namespace) -> dict:
-    return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "overwrite": a.overwrite,
-            "progress": not a.no_progress}
+    return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
+            "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress}
 
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
     p = _Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
-    p.add_argument("--batch", type=_positive_int, default=256, help="episodes simulated per device call (default 256)")
-    p.add_argument("--episodes", type=_positive_int, default=None, help="episodes to generate (default: one batch)")
+    p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
+    p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
     p.add_argument("--policy", choices=ENVS[env_name]().policy_names, default="scripted")
     _add_common(p)
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
     return _run(
+        ["python", "-m", f"mjxgen.{env_name}", *argv],
         env_name=env_name,
         n_episodes=a.episodes or a.batch,
         output_path=a.output or f"data/{env_name}_{a.policy}.h5",
@@ -106,14 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
-    d.add_argument("--n-episodes", type=_positive_int, default=100, help="episodes to generate (default 100)")
+    d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")
     d.add_argument("--output", default="data/dataset.h5", help="HDF5 file (default data/dataset.h5)")
     d.add_argument("--policy", default="random", help="random or scripted (default random)")
     d.add_argument("--randomize", action="store_true", help="domain randomization (not implemented yet)")
-    d.add_argument("--batch-size", type=_positive_int, default=256, help="episodes per device call (default 256)")
+    d.add_argument("--batch-size", type=positive_int, default=256, help="episodes per device call (default 256)")
     _add_common(d)
+    i = sub.add_parser("info", help="summarize a dataset file: counts, success, lengths, config, completeness")
+    i.add_argument("path")
+    i.add_argument("--allow-incomplete", action="store_true", help="also summarize an unfinished run (.partial)")
+    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    if a.command == "info":
+        return info(a.path, a.allow_incomplete)
     return _run(
+        ["mjxgen", *argv],
         env_name=a.env_name,
         n_episodes=a.n_episodes,
         output_path=a.output,
@@ -122,6 +157,38 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=a.batch_size,
         **_common(a),
     )
+
+
+def info(path: str, allow_incomplete: bool = False) -> int:
+    """`mjxgen info PATH`: print what a dataset holds and whether it is complete and valid."""
+    from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
+
+    try:
+        ds = TrajectoryDataset(path, allow_incomplete=allow_incomplete)
+    except (DatasetFormatError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lengths = ds.episode_lengths
+    attrs = ds.attrs
+    rows = [
+        ("Path", str(ds.path)),
+        ("Complete", "yes" if ds.complete else "NO: an unfinished run (resume it with --resume)"),
+        ("Valid", "yes (format checked, every episode read)" if not ds.n_invalid else
+         f"{ds.n_invalid} episodes flagged invalid (NaN/inf)"),
+        ("Dropped (NaN/inf)", str(len(ds.dropped_episodes))),
+        ("Env / policy / seed", f"{attrs['env_name']} / {attrs['policy']} / {attrs['seed']}"),
+        ("Episodes", str(ds.n_episodes)),
+        ("Total steps", str(len(ds))),
+        ("Success rate", f"{ds.success.mean():.1%}" if ds.n_episodes else "-"),
+        ("Length min/mean/max", f"{lengths.min()} / {lengths.mean():.1f} / {lengths.max()}" if ds.n_episodes else "-"),
+        ("Format", f"{attrs['format']} v{attrs['format_version']}, {attrs['compression']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print("Config:")
+    print(json.dumps(ds.config, indent=2, sort_keys=True))
+    return 0
 
 
 if __name__ == "__main__":

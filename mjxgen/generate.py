@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
 import time
 
 import jax
@@ -13,14 +14,29 @@ from tqdm.auto import tqdm
 
 from mjxgen.envs import ENVS, make_env
 from mjxgen.rollout import Rollout, rollout_batch
-from mjxgen.writer import COMPRESSIONS, DatasetWriter
+from mjxgen.signals import Signalled, stop_on_signals
+from mjxgen.writer import COMPRESSIONS, ON_INVALID, DatasetWriter
+
+# Settings that don't change the data: they may differ between a run and its resumption.
+_RUN_ONLY = ("output_path", "overwrite", "resume", "progress")
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run. Episodes [0, safe) are on disk in `partial`; resume=True continues."""
+
+    def __init__(self, signum: int, safe: int, total: int, partial, unit: str = "episodes"):
+        self.signum, self.safe, self.total, self.partial = signum, safe, total, partial
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}: {unit} 0 to {safe - 1} ({safe} of {total}) are safe in {partial}")
+
+
 
 
 @dataclasses.dataclass(frozen=True)
 class GenerationResult:
     """Seed 000's stats, plus how the run went."""
 
-    stats: dict  # exactly seed 000's keys
+    stats: dict  # seed 000's keys, plus invalid_episodes
     wall_s: float  # the whole run, compile included
     simulated_steps: int  # control steps simulated, padding past episode ends included
     physics_steps: int  # simulated_steps x substeps
@@ -47,7 +63,9 @@ class GenerationConfig:
     seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
     batch_size: int = 256  # most episodes per device call
     compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
-    overwrite: bool = False  # replace an existing output file
+    on_invalid: str = "drop"  # episodes with NaN/inf: "drop" (listed in dropped_episodes) or "flag" (attr invalid)
+    overwrite: bool = False  # replace an existing output file (and any unfinished run of it)
+    resume: bool = False  # continue the unfinished run in <output_path>.partial/ (same settings required)
     progress: bool = True  # show a tqdm bar of episodes
 
     def __post_init__(self):
@@ -60,6 +78,8 @@ class GenerationConfig:
             raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
         object.__setattr__(self, "seed", int(seed))
         object.__setattr__(self, "output_path", os.fspath(self.output_path))
+        if self.on_invalid not in ON_INVALID:
+            raise ValueError(f"unknown on_invalid {self.on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if self.domain_randomization:
@@ -80,6 +100,7 @@ def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
         "actions": tr.actions[keep],
         "observations": {key: v[keep] for key, v in tr.observations.items()},
         "episode_info": {key: v[keep] for key, v in host.episode_info.items()},
+        "valid": host.valid[keep],
     }
 
 
@@ -91,21 +112,28 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
 
 
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
-    """Generate the dataset that cfg describes; return the stats together with timing."""
+    """Generate the dataset that cfg describes; return the stats together with timing.
+
+    Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
+    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
     env = make_env(cfg.env_name)
     env.policy(cfg.policy_type)  # a ValueError for an unknown name, before the output file is created
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RUN_ONLY}
     writer = DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
         policy=cfg.policy_type,
         seed=cfg.seed,
-        config=dataclasses.asdict(cfg) | {"batch_size": per_batch, "env_config": env.config_dict()},
+        config=settings | {"batch_size": per_batch, "env_config": env.config_dict()},
         model_xml=env.xml,
         obs_keys=tuple(env.obs_shapes),
         compression=cfg.compression,
         overwrite=cfg.overwrite,
+        resume=cfg.resume,
+        on_invalid=cfg.on_invalid,
     )
+    first_batch = -(-writer.done // per_batch)  # batches already on disk (a resumed run) are skipped
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
@@ -113,18 +141,29 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
 
     start = time.perf_counter()
     try:
-        bar_label = f"{cfg.env_name}/{cfg.policy_type}"
-        with tqdm(total=cfg.n_episodes, unit="ep", desc=bar_label, disable=not cfg.progress) as bar:
-            pending = launch(0)
-            for k in range(n_batches):
-                # Dispatch batch k+1 before fetching batch k: the device simulates while the host writes.
-                following = launch(k + 1) if k + 1 < n_batches else None
-                host = jax.device_get(pending)
-                keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-                writer.write_batch(writer_batch(host, keep))
-                bar.update(int(keep.sum()))
-                pending = following
-        writer.close()
+        with stop_on_signals():
+            bar_label = f"{cfg.env_name}/{cfg.policy_type}"
+            with tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep", desc=bar_label,
+                      disable=not cfg.progress) as bar:
+                pending = launch(first_batch) if first_batch < n_batches else None
+                for k in range(first_batch, n_batches):
+                    # Dispatch batch k+1 before fetching batch k: the device simulates while the host writes.
+                    following = launch(k + 1) if k + 1 < n_batches else None
+                    host = jax.device_get(pending)
+                    keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
+                    batch = writer_batch(host, keep)
+                    batch["first"], batch["end"] = k * per_batch, min((k + 1) * per_batch, cfg.n_episodes)
+                    writer.write_batch(batch)
+                    bar.update(int(keep.sum()))
+                    pending = following
+            writer.close()
+    except Signalled as e:
+        writer.abort()  # the batches already handed over are written: they are complete
+        raise GenerationInterrupted(e.signum, writer.done, cfg.n_episodes, writer.store.partial) from None
+    except OSError as e:
+        writer.abort()
+        raise OSError(f"{e}; episodes 0 to {writer.done - 1} are safe in {writer.store.partial}; "
+                      "fix the cause and run again with --resume") from e
     except BaseException:
         writer.abort()
         raise
@@ -134,13 +173,14 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     stats = {
         "total_episodes": n,
         "total_steps": writer.steps,
-        "mean_episode_length": writer.steps / n,
-        "mean_reward": writer.reward_sum / n,
-        "success_rate": writer.successes / n,
+        "mean_episode_length": writer.steps / max(n, 1),
+        "mean_reward": writer.reward_sum / max(n, 1),
+        "success_rate": writer.successes / max(n, 1),
         "output_path": str(writer.path),
         "file_size_mb": writer.path.stat().st_size / 1e6,
+        "invalid_episodes": writer.invalid,
     }
-    simulated = n_batches * per_batch * cfg.max_steps
+    simulated = (n_batches - first_batch) * per_batch * cfg.max_steps
     return GenerationResult(
         stats=stats,
         wall_s=wall,
@@ -162,7 +202,9 @@ def generate_dataset(
     *,
     batch_size: int = 256,
     compression: str = "gzip",
+    on_invalid: str = "drop",
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
 ) -> dict:
     """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
@@ -178,15 +220,21 @@ def generate_dataset(
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
       batch_size: episodes simulated per device call (the largest batch used; batches are made equal).
       compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
-      overwrite: replace an existing output file.
+      on_invalid: episodes with NaN or inf (detected on the device): "drop" leaves them out (their ids are in
+        the file's `dropped_episodes`), "flag" writes them with the episode attribute invalid = True.
+      overwrite: replace an existing output file and any unfinished run of it.
+      resume: continue the unfinished run in `<output_path>.partial/` (after Ctrl-C, SIGTERM, SIGKILL or a
+        write error). The settings must match; the result equals an uninterrupted run.
       progress: show a tqdm progress bar of episodes.
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
-      reward), success_rate, output_path, file_size_mb.
+      reward), success_rate, output_path, file_size_mb; and invalid_episodes (dropped or flagged).
+      The output file exists only once the run is complete.
     """
     cfg = GenerationConfig(
         env_name, n_episodes, os.fspath(output_path), policy_type, domain_randomization, max_steps, seed,
-        batch_size=batch_size, compression=compression, overwrite=overwrite, progress=progress,
+        batch_size=batch_size, compression=compression, on_invalid=on_invalid, overwrite=overwrite, resume=resume,
+        progress=progress,
     )
     return run_generation(cfg).stats

@@ -40,6 +40,7 @@ class Rollout(NamedTuple):
     success: jax.Array  # (B,) bool
     episode_ids: jax.Array  # (B,) int32
     episode_info: dict[str, jax.Array]  # name -> (B, ...): per-episode values to store (e.g. "dmp/goal")
+    valid: jax.Array  # (B,) bool: no NaN or inf in any observation, action or reward up to the length
 
 
 def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
@@ -67,7 +68,10 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int):
     _, tr = lax.scan(body, (state, policy_state), jnp.arange(max_steps))
     success = tr.successes.any()
     length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
-    return tr, length, success, policy.record(policy_state)
+    in_episode = jnp.arange(max_steps) < length
+    finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1) for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
+    valid = jnp.all(jnp.where(in_episode, jnp.stack(finite).all(axis=0), True))
+    return tr, length, success, policy.record(policy_state), valid
 
 
 def default_chunk_size(env) -> int | None:
@@ -83,8 +87,8 @@ def _compiled(env, policy_name: str, max_steps: int):
 
     def run(m, seed, episode_ids):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        tr, lengths, success, info = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
-        return Rollout(tr, lengths, success, episode_ids, info)
+        tr, lengths, success, info, valid = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
+        return Rollout(tr, lengths, success, episode_ids, info, valid)
 
     return jax.jit(run)
 

@@ -167,17 +167,19 @@ class ShardStore:
         return self.output
 
 
+def _natural(name: str):
+    head, _, number = name.rpartition("_")
+    return (head, int(number)) if number.isdigit() else (name, -1)
+
+
 def iter_groups(path: str | os.PathLike) -> Iterator[tuple[str, h5py.Group]]:
-    """(name, group) of every top-level group of a complete file or of an unfinished run's shards."""
+    """(name, group) of every top-level group of a complete file or of an unfinished run's shards, in item
+    order (episode_2 before episode_10). Each group is valid until the next one is requested."""
     path = Path(path)
-    if path.is_dir():
-        for _, _, shard in list_shards(path):
-            with h5py.File(shard, "r") as f:
-                for name in f:
-                    yield name, f[name]
-    else:
-        with h5py.File(path, "r") as f:
-            for name in f:
+    files = [shard for _, _, shard in list_shards(path)] if path.is_dir() else [path]
+    for file in files:
+        with h5py.File(file, "r") as f:
+            for name in sorted(f, key=_natural):
                 yield name, f[name]
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import queue
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -27,9 +28,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mjxgen import shards
+
 FORMAT = "mjxgen"
 FORMAT_VERSION = 1
 COMPRESSIONS = ("gzip", "lzf", "none")
+# What happens to an episode with NaN or inf in its observations, actions or rewards: "drop" leaves it out
+# (its id is listed in the file's `dropped_episodes`), "flag" writes it with the attribute invalid = True.
+ON_INVALID = ("drop", "flag")
 GZIP_LEVEL = 4
 _STORE_DTYPE = np.float64  # seed 000's dtype for every float array
 
@@ -45,13 +51,19 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing file (unless overwrite), a directory, or a location that can't be written."""
+def check_output_path(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
+    """Refuse an existing file (unless overwrite or resume), a directory, or a location that can't be
+    written. With overwrite, an existing file and an unfinished run of it are removed."""
     path = Path(path)
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other")
     if path.is_dir():
         raise ValueError(f"output path {path} is a directory; give a file name such as {path / 'data.h5'}")
-    if path.exists() and not overwrite:
+    if path.exists() and not (overwrite or resume):
         raise FileExistsError(f"output file {path} already exists; pass --overwrite (overwrite=True) to replace it")
+    if overwrite:
+        path.unlink(missing_ok=True)
+        shutil.rmtree(shards.partial_dir(path), ignore_errors=True)
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -76,11 +88,12 @@ def _filter_kwargs(compression: str) -> dict[str, Any]:
 
 
 class DatasetWriter:
-    """Writes batches of episodes to one HDF5 file on a background thread.
+    """Writes batches of episodes, one crash-safe shard per batch (mjxgen.shards), on a background thread.
 
     `write_batch` hands a host batch to the thread and returns at once (it blocks only while two batches
     are already queued), so the caller can simulate the next batch meanwhile. `close` waits for the
-    queue, writes the totals and sets `complete = True`; a file without it was not finished.
+    queue and turns the shards into the complete output file. `abort` writes what is queued and stops,
+    leaving the unfinished run in `<output>.partial/` for `resume=True`.
     """
 
     def __init__(
@@ -95,70 +108,79 @@ class DatasetWriter:
         obs_keys: tuple[str, ...],
         compression: str = "gzip",
         overwrite: bool = False,
+        resume: bool = False,
+        on_invalid: str = "drop",
     ):
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
+        self._on_invalid = on_invalid
         self._filters = _filter_kwargs(compression)
-        self.path = check_output_path(path, overwrite)
+        self.path = check_output_path(path, overwrite, resume)
         self._obs_keys = obs_keys
         self._seed = int(seed)
-        # HDF5 >= 1.10 structures: for thousands of small per-episode datasets the v1 B-trees and local
-        # heaps were 2/3 of the file (512 reach episodes: 12.4 MB -> 3.6 MB, same write time).
-        self._file = h5py.File(self.path, "w", libver=("v110", "latest"))
-        attrs = self._file.attrs
-        attrs["format"] = FORMAT
-        attrs["format_version"] = FORMAT_VERSION
-        attrs["complete"] = False
-        attrs["env_name"] = env_name
-        attrs["policy"] = policy
-        attrs["seed"] = self._seed
-        attrs["compression"] = compression
-        attrs["config"] = json.dumps(config, sort_keys=True)
-        attrs["versions"] = json.dumps(package_versions(), sort_keys=True)
-        attrs["model_xml"] = model_xml
-        self._file.flush()
-        self.episodes = 0
-        self.steps = 0
-        self.successes = 0
+        attrs = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "complete": False,
+            "env_name": env_name,
+            "policy": policy,
+            "seed": self._seed,
+            "compression": compression,
+            "config": json.dumps(config, sort_keys=True),
+            "versions": json.dumps(package_versions(), sort_keys=True),
+            "model_xml": model_xml,
+        }
+        self.store = shards.ShardStore.open(self.path, FORMAT, config, attrs, resume)
+        self.episodes = self.steps = self.successes = self.invalid = 0
         self.reward_sum = 0.0
+        self.dropped: list[int] = []  # ids of episodes with NaN/inf that were not written
+        for _, _, shard in self.store.shards:  # a resumed run's episodes count too
+            with h5py.File(shard, "r") as f:
+                self.dropped += [int(i) for i in f.attrs.get("dropped_episodes", [])]
+                for g in f.values():
+                    self._count(g.attrs)
+        self.invalid += len(self.dropped)
+        self.resumed_episodes = self.episodes
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="mjxgen-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def done(self) -> int:
+        """Episode ids [0, done) are safely on disk."""
+        return self.store.done
+
     def write_batch(self, batch: dict[str, Any]) -> None:
-        """Queue a host batch: `episode_ids, lengths, success (B,)`, `rewards (B, T)`, `actions (B, T, A)`,
-        `observations {key: (B, T, ...)}`, all NumPy."""
+        """Queue a host batch: `first, end` (the episode ids it covers), `episode_ids, lengths, success,
+        valid (B,)`, `rewards (B, T)`, `actions (B, T, A)`, `observations {key: (B, T, ...)}`, all NumPy.
+        Episodes whose `valid` is False are written with the attribute invalid = True."""
         self._raise_if_failed()
         self._queue.put(batch)
 
     def close(self) -> None:
-        """Flush every queued batch, write the totals, mark the file complete, and close it."""
-        if self._file is None:
+        """Flush every queued batch, then merge the shards into the complete output file."""
+        if self._thread is None:
             return
-        self._queue.put(None)
-        self._thread.join()
-        try:
-            self._raise_if_failed()
-            attrs = self._file.attrs
-            attrs["total_episodes"] = self.episodes
-            attrs["total_steps"] = self.steps
-            attrs["complete"] = True
-        finally:
-            self._file.close()
-            self._file = None
+        self._stop()
+        self._raise_if_failed()
+        self.store.finalize({"total_episodes": self.episodes, "total_steps": self.steps,
+                             "invalid_episodes": self.invalid, "dropped_episodes": np.asarray(sorted(self.dropped), np.int64)})
 
     def abort(self) -> None:
-        """Stop without marking the file complete (what was written stays readable)."""
-        if self._file is None:
-            return
+        """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""
+        if self._thread is not None:
+            self._stop()
+
+    def _stop(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        self._file.close()
-        self._file = None
+        self._thread = None
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             err = self._error
-            raise OSError(f"writing {self.path} failed: {err}") from err
+            raise OSError(f"writing {self.store.partial} failed: {err}") from err
 
     def _run(self) -> None:
         while True:
@@ -167,19 +189,41 @@ class DatasetWriter:
                 return
             if self._error is not None:
                 continue  # drain the queue after a failure; the caller is told on its next call
+            written: list[dict] = []
             try:
-                self._write(batch)
-                self._file.flush()
+                self.store.write_shard(int(batch["first"]), int(batch["end"]), lambda f: written.extend(self._write(f, batch)))
             except BaseException as e:  # noqa: BLE001 - reported to the caller's thread
                 self._error = e
+                continue
+            for attrs in written:  # counted only once the shard is committed
+                if attrs.get("dropped"):
+                    self.dropped.append(attrs["episode_index"])
+                    self.invalid += 1
+                else:
+                    self._count(attrs)
 
-    def _write(self, batch: dict[str, Any]) -> None:
+    def _count(self, attrs) -> None:
+        self.episodes += 1
+        self.steps += int(attrs["length"])
+        self.successes += bool(attrs["success"])
+        self.reward_sum += float(attrs["total_reward"])
+        self.invalid += bool(attrs.get("invalid", False))
+
+    def _write(self, f: h5py.File, batch: dict[str, Any]) -> list[dict]:
         rewards = np.asarray(batch["rewards"], _STORE_DTYPE)
         actions = np.asarray(batch["actions"], _STORE_DTYPE)
         obs = {k: np.asarray(batch["observations"][k], _STORE_DTYPE) for k in self._obs_keys}
-        for b, (ep, length, success) in enumerate(zip(batch["episode_ids"], batch["lengths"], batch["success"])):
+        written = []
+        dropped = []
+        for b, (ep, length, success, valid) in enumerate(
+            zip(batch["episode_ids"], batch["lengths"], batch["success"], batch["valid"])
+        ):
             length = int(length)
-            g = self._file.create_group(f"episode_{int(ep)}")
+            if not valid and self._on_invalid == "drop":
+                dropped.append(int(ep))
+                written.append({"episode_index": int(ep), "dropped": True})
+                continue
+            g = f.create_group(f"episode_{int(ep)}")
             og = g.create_group("observations")
             for k in self._obs_keys:
                 og.create_dataset(k, data=obs[k][b, :length], **self._filters)
@@ -187,13 +231,12 @@ class DatasetWriter:
             g.create_dataset("rewards", data=rewards[b, :length], **self._filters)
             for name, values in batch.get("episode_info", {}).items():  # e.g. dmp/goal: small, uncompressed
                 g.create_dataset(name, data=np.asarray(values[b]))
-            total_reward = float(rewards[b, :length].sum())
-            g.attrs["episode_index"] = int(ep)
-            g.attrs["seed"] = self._seed
-            g.attrs["length"] = length
-            g.attrs["success"] = bool(success)
-            g.attrs["total_reward"] = total_reward
-            self.episodes += 1
-            self.steps += length
-            self.successes += bool(success)
-            self.reward_sum += total_reward
+            attrs = {"episode_index": int(ep), "seed": self._seed, "length": length, "success": bool(success),
+                     "total_reward": float(rewards[b, :length].sum())}
+            if not valid:
+                attrs["invalid"] = True
+            g.attrs.update(attrs)
+            written.append(attrs)
+        if dropped:
+            f.attrs["dropped_episodes"] = np.asarray(dropped, np.int64)
+        return written

@@ -13,47 +13,26 @@ import sys
 import warnings
 from pathlib import Path
 
-import h5py
 from tqdm import tqdm
 
 MAX_VIDEOS = 10  # seed 003: video capture stops after the first ten samples
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        self.exit(2, f"error: {message}\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.shards): a kill loses at most this many
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    # Imported here, not at the top: spawned workers import this module, and mjxgen loads JAX.
+    from mjxgen.cli import _Parser, non_negative_int, positive_int
+
     p = _Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
-    p.add_argument("--num-samples", type=_positive, default=1000, help="trajectories to generate (default 1000)")
-    p.add_argument("--seed", type=_non_negative, default=0, help="dataset seed; sample i depends only on (seed, i)")
+    p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed; sample i depends only on (seed, i)")
     p.add_argument("--output-h5", default="data/random_dmp_dataset.h5", help="HDF5 file (parent dirs are created)")
     p.add_argument("--video-dir", default="videos/random_dmp_samples", help="MP4 directory, used when --video-samples > 0")
-    p.add_argument("--video-samples", type=_non_negative, default=0, help=f"videos of the first K samples (capped at {MAX_VIDEOS})")
+    p.add_argument("--video-samples", type=non_negative_int, default=0, help=f"videos of the first K samples (capped at {MAX_VIDEOS})")
     p.add_argument("--scale-forcing", action="store_true", help="multiply the forcing term by the goal displacement")
-    p.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, help="env processes (default: every core)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="env processes (default: every core)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (and any unfinished run)")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in <output-h5>.partial/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -75,24 +54,35 @@ def generate(
     scale_forcing: bool = False,
     workers: int = 1,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
+    shard_size: int = SHARD_SIZE,
 ) -> dict:
-    """Generate the dataset; returns counts. Raises ValueError/FileExistsError/PermissionError on bad input."""
+    """Generate the dataset; returns counts.
+
+    Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
+    and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
+    and resume=True continues the run to the same file an uninterrupted run writes."""
     import json
 
+    from mjxgen import shards
+    from mjxgen.generate import GenerationInterrupted
+    from mjxgen.signals import Signalled, stop_on_signals
     from mjxgen.writer import check_output_path
     from pusht import execute, plan, writer
 
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be positive, got {num_samples}")
-    if workers < 1:
-        raise ValueError(f"workers must be positive, got {workers}")
-    out = check_output_path(output_h5, overwrite)
+    for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be positive, got {value}")
+    out = check_output_path(output_h5, overwrite, resume)
     n_videos = min(video_samples, MAX_VIDEOS, num_samples) if video_dir else 0
     config = {
         "num_samples": num_samples,
         "seed": seed,
         "scale_forcing": bool(scale_forcing),
+        "videos": n_videos,
+        "video_dir": os.fspath(video_dir) if n_videos else None,
+        "shard_size": shard_size,
         "dmp_dt": plan.DMP_DT,
         "dmp_dt_substeps": plan.DMP_DT_SUBSTEPS,
         "control_dt": execute.CONTROL_DT,
@@ -103,38 +93,52 @@ def generate(
         "n_basis": plan.dmp.N_BASIS,
         "alpha_s": plan.dmp.ALPHA_S,
     }
+    versions = execute.versions()
     env_info = {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
-                "max_episode_steps": 300, "versions": execute.versions()}
+                "max_episode_steps": 300, "versions": versions}
+    attrs = {"format": writer.FORMAT, "format_version": writer.FORMAT_VERSION, "complete": False, "seed": seed,
+             "num_samples": num_samples, "scale_forcing": bool(scale_forcing),
+             "config": json.dumps(config, sort_keys=True), "versions": json.dumps(versions, sort_keys=True)}
+    store = shards.ShardStore.open(out, writer.FORMAT, config, attrs, resume)
+    done = store.done  # samples [0, done) are on disk already (a resumed run)
 
-    plans = plan.plan(seed, range(num_samples), scale_forcing)
+    plans = plan.plan(seed, range(done, num_samples), scale_forcing) if done < num_samples else []
     tasks = [
         execute.Task(p.index, p.reset_seed, p.actions_pixels(),
                      str(Path(video_dir) / f"{writer.group_name(p.index)}.mp4") if p.index < n_videos else None)
         for p in plans
     ]
-    stats = {"num_samples": num_samples, "terminated": 0, "total_steps": 0, "videos": n_videos}
     pool = None
-    bar = tqdm(total=num_samples, desc="trajectories", unit="traj", disable=not progress)
+    bar = tqdm(total=num_samples, initial=done, desc="trajectories", unit="traj", disable=not progress)
     try:
-        # Always worker processes, even for one: envs then run in the same kind of process (no JAX)
-        # whatever the count, and the main process stays free to write.
-        with warnings.catch_warnings():
-            # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
-            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-        results = pool.imap(execute.execute, tasks, chunksize=1)
-        with h5py.File(out, "w", libver=("v110", "latest")) as f:
-            f.attrs.update({"format": writer.FORMAT, "format_version": writer.FORMAT_VERSION, "complete": False,
-                            "seed": seed, "num_samples": num_samples, "scale_forcing": bool(scale_forcing),
-                            "config": json.dumps(config), "versions": json.dumps(execute.versions())})
+        with stop_on_signals():
+            # Always worker processes, even for one: envs then run in the same kind of process (no JAX)
+            # whatever the count, and this process stays free to write.
+            with warnings.catch_warnings():
+                # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
+                warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+                pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+            results = pool.imap(execute.execute, tasks, chunksize=1)
+            pending = []
             for p, ex in zip(plans, results):
-                writer.write_sample(f, p, ex, env_info)
-                stats["terminated"] += ex.terminated
-                stats["total_steps"] += len(ex.actions)
+                pending.append((p, ex))
                 bar.update(1)
-            f.attrs["complete"] = True
-        pool.close()
-        pool.join()
+                if (p.index + 1) % shard_size == 0 or p.index + 1 == num_samples:
+                    store.write_shard(pending[0][0].index, p.index + 1,
+                                      lambda f: [writer.write_sample(f, q, e, env_info) for q, e in pending])
+                    pending = []
+            pool.close()
+            pool.join()
+            stats = {"num_samples": num_samples, "terminated": 0, "total_steps": 0, "videos": n_videos}
+            for _, g in shards.iter_groups(store.partial):
+                stats["terminated"] += bool(g.attrs["terminated"])
+                stats["total_steps"] += int(g.attrs["executed_steps"])
+            store.finalize({"total_steps": stats["total_steps"]})
+    except Signalled as e:
+        raise GenerationInterrupted(e.signum, store.done, num_samples, store.partial, unit="samples") from None
+    except OSError as e:
+        raise OSError(f"writing {store.partial} failed: {e}; samples 0 to {store.done - 1} are safe there; "
+                      "fix the cause and run again with --resume") from e
     finally:
         bar.close()
         if pool is not None:
@@ -146,12 +150,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.video_samples > MAX_VIDEOS:
         print(f"note: --video-samples {args.video_samples} is capped at {MAX_VIDEOS}", file=sys.stderr)
-    try:
-        stats = generate(args.num_samples, args.seed, args.output_h5, args.video_dir, args.video_samples,
-                         args.scale_forcing, args.workers, args.overwrite, progress=not args.no_progress)
-    except (ValueError, FileExistsError, PermissionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from mjxgen.cli import report_failures
+
+    argv = sys.argv[1:] if argv is None else argv
+    status, stats = report_failures(
+        lambda: generate(args.num_samples, args.seed, args.output_h5, args.video_dir, args.video_samples,
+                         args.scale_forcing, args.workers, args.overwrite, args.resume, progress=not args.no_progress),
+        ["python", "-m", "pusht.generate", *argv],
+    )
+    if status:
+        return status
     print(f"{stats['num_samples']} samples, {stats['total_steps']} env steps, {stats['terminated']} reached the goal "
           f"pose, {stats['videos']} videos -> {args.output_h5}")
     return 0

@@ -20,7 +20,8 @@ FK_ATOL = 1e-4  # m: stored ee_pos vs native MuJoCo forward kinematics of stored
 def test_stats_are_seed_000s(scripted_file):
     path, result = scripted_file
     s = result.stats
-    assert set(s) == SEED_STATS
+    assert set(s) == SEED_STATS | {"invalid_episodes"}  # seed 000's keys, plus the NaN/inf count
+    assert s["invalid_episodes"] == 0
     with h5py.File(path) as f:
         lengths = [f[k].attrs["length"] for k in f]
         rewards = [f[k]["rewards"][()].sum() for k in f]
@@ -139,6 +140,9 @@ def _fake_batch(ids, horizon=5):
     b = len(ids)
     rng = np.random.default_rng(0)
     return {
+        "first": min(ids),
+        "end": max(ids) + 1,
+        "valid": np.ones(b, bool),
         "episode_ids": np.asarray(ids),
         "lengths": np.full(b, horizon),
         "success": np.zeros(b, bool),
@@ -171,12 +175,16 @@ def test_writer_failure_is_reported_and_file_stays_incomplete(tmp_path):
     path = tmp_path / "broken.h5"
     w = _writer(path)
     w.write_batch(_fake_batch([0, 1]))
-    w.write_batch(_fake_batch([1]))  # episode_1 again: h5py refuses the duplicate group
-    with pytest.raises(OSError, match="writing .*broken.h5 failed"):
+    broken = _fake_batch([2])
+    del broken["rewards"]  # the shard for this batch fails half-way
+    w.write_batch(broken)
+    with pytest.raises(OSError, match="writing .*broken.h5.partial failed"):
         w.close()
-    with h5py.File(path) as f:
-        assert not f.attrs["complete"]
-        assert "episode_0" in f and "episode_1" in f  # the finished batch is intact
+    assert not path.exists()  # never a file that looks complete
+    with pytest.raises(DatasetFormatError, match="unfinished run"):
+        TrajectoryDataset(path)
+    ds = TrajectoryDataset(path, allow_incomplete=True)  # the finished batch is intact
+    assert list(ds.episode_index) == [0, 1] and not ds.complete
 
 
 def test_bad_input_is_refused(tmp_path, scripted_file):
