@@ -4,9 +4,11 @@ import contextlib as _contextlib
 import io as _io
 import sys as _sys
 
+from mjxgen import render as _render
 from mjxgen import xla_config as _xla_config
 
 _xla_config.configure()  # before anything imports jax and creates its CPU backend
+_render.configure_gl()  # before mujoco is imported: it reads MUJOCO_GL once
 
 
 def _import_mjx_quietly() -> None:

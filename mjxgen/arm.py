@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 from mujoco import mjx
 
-from kernels import dmp, ik, policies
+from kernels import dmp, ik, policies, randomize
 
 N_ARM_JOINTS = 7
 ACTION_DIM = 4
@@ -172,6 +172,24 @@ class ArmTask:
     def dmp_goal(self, obs: dict) -> jax.Array:
         """Where the `dmp` policy's DMP ends (before jitter): the task's target point."""
         return obs["target_pos"]
+
+    def randomize(self, m: mjx.Model, state, draw: randomize.Draw):
+        """Apply one episode's domain randomization: (its model, its start state). The model's randomized
+        fields become batched leaves under the rollout's vmap; everything else stays shared."""
+        n, gain = N_ARM_JOINTS, draw.actuator_gain_scale
+        m = m.replace(
+            geom_friction=m.geom_friction.at[:, 0].multiply(draw.friction_scale),
+            pair_friction=m.pair_friction.at[:, :2].multiply(draw.friction_scale),
+            dof_damping=m.dof_damping.at[self.arm.arm_dof_adr].multiply(draw.joint_damping_scale),
+            actuator_gainprm=m.actuator_gainprm.at[:n, 0].multiply(gain),  # kp
+            actuator_biasprm=m.actuator_biasprm.at[:n, 1:3].multiply(gain),  # -kp, -kv
+        )
+        d = state.data
+        d = d.replace(qpos=d.qpos.at[self.arm.arm_qpos_adr].add(draw.joint_offset),
+                      ctrl=d.ctrl.at[:n].add(draw.joint_offset))
+        # Recompute kinematics only for a real offset, so randomization off leaves the start state untouched.
+        d = lax.cond(jnp.any(draw.joint_offset != 0), lambda x: refresh(m, x), lambda x: x, d)
+        return m, state._replace(data=d)
 
     def arm_obs(self, d: mjx.Data) -> dict[str, jax.Array]:
         """The observations every arm task has: joint_pos (7), joint_vel (7), ee_pos (3)."""

@@ -71,6 +71,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="episodes with NaN/inf: drop them (default) or flag them with an invalid attribute")
     p.add_argument("--overwrite", action="store_true", help="replace the output file (and any unfinished run of it)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in <output>.partial/")
+    p.add_argument("--randomize", action="store_true",
+                   help="per-episode domain randomization: light, friction, masses, damping, gains, start noise, camera")
+    p.add_argument("--camera", action="store_true", help="store observations/image from the 'front' camera")
+    p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
+                   help="camera image size (default 64 64)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -96,6 +101,9 @@ def _run(command: list[str], **settings) -> int:
         ("Env steps/s", f"{result.simulated_steps / result.wall_s:,.0f}"),
         ("Physics steps/s", f"{result.physics_steps / result.wall_s:,.0f}"),
     ]
+    if result.frames:
+        rows.append(("Rendered frames/s", f"{result.frames / result.render_s:,.0f} ({result.frames} frames, in the "
+                                          "writer thread, overlapping the simulation)"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
@@ -104,7 +112,8 @@ def _run(command: list[str], **settings) -> int:
 
 def _common(a: argparse.Namespace) -> dict:
     return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
-            "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress}
+            "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress,
+            "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size)}
 
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
@@ -137,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")
     d.add_argument("--output", default="data/dataset.h5", help="HDF5 file (default data/dataset.h5)")
     d.add_argument("--policy", default="random", help="random or scripted (default random)")
-    d.add_argument("--randomize", action="store_true", help="domain randomization (not implemented yet)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="episodes per device call (default 256)")
     _add_common(d)
     i = sub.add_parser("info", help="summarize a dataset file: counts, success, lengths, config, completeness")
@@ -153,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         n_episodes=a.n_episodes,
         output_path=a.output,
         policy_type=a.policy,
-        domain_randomization=a.randomize,
         batch_size=a.batch_size,
         **_common(a),
     )

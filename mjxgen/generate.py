@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from mjxgen.envs import ENVS, make_env
 from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.signals import Signalled, stop_on_signals
+from kernels.randomize import RandomizationConfig
 from mjxgen.writer import COMPRESSIONS, ON_INVALID, DatasetWriter
 
 # Settings that don't change the data: they may differ between a run and its resumption.
@@ -42,6 +43,8 @@ class GenerationResult:
     physics_steps: int  # simulated_steps x substeps
     batch_size: int  # episodes per device call
     n_batches: int
+    frames: int = 0  # camera frames rendered (by the writer thread, while the device simulates)
+    render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
 def _positive_int(name: str, value) -> int:
@@ -57,8 +60,11 @@ class GenerationConfig:
     env_name: str = "reach"  # the task
     n_episodes: int = 100  # episodes to collect
     output_path: str = "data/dataset.h5"  # the HDF5 file
-    policy_type: str = "random"  # "random" or "scripted"
-    domain_randomization: bool = False  # not implemented yet: True is refused
+    policy_type: str = "random"  # "random", "scripted" or "dmp"
+    domain_randomization: bool = False  # per-episode randomization (seed 000), with the ranges below
+    randomization: RandomizationConfig = RandomizationConfig()  # what is randomized, and how much
+    camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
+    image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
     max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
     seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
     batch_size: int = 256  # most episodes per device call
@@ -82,17 +88,19 @@ class GenerationConfig:
             raise ValueError(f"unknown on_invalid {self.on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        if self.domain_randomization:
-            raise NotImplementedError(
-                "domain randomization is not implemented yet (it is planned: light direction and friction, "
-                "seed 000); run without --randomize / domain_randomization=False"
-            )
+        size = tuple(self.image_size)
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 0 < v <= 480 for v in size):
+            raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {self.image_size!r}")
+        object.__setattr__(self, "image_size", (int(size[0]), int(size[1])))
 
 
 def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
     """The episodes of a host-side Rollout selected by keep (B,), in DatasetWriter.write_batch's format."""
     tr = host.trajectory
+    ids = host.episode_ids[keep]
     return {
+        "first": int(ids.min()),  # the shard covers episode ids [first, end)
+        "end": int(ids.max()) + 1,
         "episode_ids": host.episode_ids[keep],
         "lengths": host.lengths[keep],
         "success": host.success[keep],
@@ -101,6 +109,7 @@ def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
         "observations": {key: v[keep] for key, v in tr.observations.items()},
         "episode_info": {key: v[keep] for key, v in host.episode_info.items()},
         "valid": host.valid[keep],
+        "qpos": tr.qpos[keep],
     }
 
 
@@ -132,12 +141,15 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         overwrite=cfg.overwrite,
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
+        randomized=cfg.domain_randomization,
+        image_size=cfg.image_size if cfg.camera else None,
     )
     first_batch = -(-writer.done // per_batch)  # batches already on disk (a resumed run) are skipped
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
-        return rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps)
+        return rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
+                             randomization=cfg.randomization if cfg.domain_randomization else None)
 
     start = time.perf_counter()
     try:
@@ -151,9 +163,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
                     following = launch(k + 1) if k + 1 < n_batches else None
                     host = jax.device_get(pending)
                     keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-                    batch = writer_batch(host, keep)
-                    batch["first"], batch["end"] = k * per_batch, min((k + 1) * per_batch, cfg.n_episodes)
-                    writer.write_batch(batch)
+                    writer.write_batch(writer_batch(host, keep))
                     bar.update(int(keep.sum()))
                     pending = following
             writer.close()
@@ -188,6 +198,8 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         physics_steps=simulated * env.arm.config.substeps,
         batch_size=per_batch,
         n_batches=n_batches,
+        frames=writer.frames,
+        render_s=writer.render_s,
     )
 
 

@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from kernels import randomize
 from mjxgen import xla_config
+from mjxgen.arm import N_ARM_JOINTS
 from mjxgen.envs import make_env
 
 # How many times each rollout has been traced (= compiled), keyed by (env, policy, max_steps, batch).
@@ -27,6 +29,7 @@ class Transition(NamedTuple):
     """One control step, as recorded: the observation before the action, and what followed."""
 
     observations: dict[str, jax.Array]  # key -> (..., *obs_shape)
+    qpos: jax.Array  # (..., nq) the full physics position before the action (for rendering; not stored)
     actions: jax.Array  # (..., action_dim)
     rewards: jax.Array  # (...,)
     successes: jax.Array  # (...,) bool: success reached by this step's action
@@ -39,7 +42,9 @@ class Rollout(NamedTuple):
     lengths: jax.Array  # (B,) int32: steps up to and including the first success, else T
     success: jax.Array  # (B,) bool
     episode_ids: jax.Array  # (B,) int32
-    episode_info: dict[str, jax.Array]  # name -> (B, ...): per-episode values to store (e.g. "dmp/goal")
+    # name -> (B, ...): per-episode values: "dmp/..." (the DMP policy), "randomization/..." (the draw),
+    # "mocap_pos" (for rendering). The writer stores the first two kinds.
+    episode_info: dict[str, jax.Array]
     valid: jax.Array  # (B,) bool: no NaN or inf in any observation, action or reward up to the length
 
 
@@ -50,20 +55,27 @@ def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
 
 # fold_in(policy_key, INIT_KEY) draws the policy's episode parameters; steps use fold_in(policy_key, t), t < T.
 INIT_KEY = 2**31 - 1
+# fold_in(episode key, RANDOMIZE_KEY) draws the domain randomization, apart from every other stream.
+RANDOMIZE_KEY = 2**31 - 2
 
 
-def _episode(env, policy, m, seed, episode_id, max_steps: int):
+def _episode(env, policy, m, seed, episode_id, max_steps: int, ranges):
     """One episode: (T, ...) transitions, its length, its success and its recorded per-episode values."""
-    reset_key, policy_key = jax.random.split(episode_key(seed, episode_id))
+    key = episode_key(seed, episode_id)
+    reset_key, policy_key = jax.random.split(key)
+    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), ranges, jnp.asarray(env.mj_model.light_dir[0]),
+                            N_ARM_JOINTS)
     state = env.reset(m, reset_key)
+    m, state = env.randomize(m, state, draw)  # this episode's model: batched fields under vmap
     policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state))
 
     def body(carry, t):
         state, policy_state = carry
         obs = env.observe(state)
         action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs)
+        qpos = state.data.qpos
         state, reward, success = env.step(m, state, action)
-        return (state, policy_state), Transition(obs, action, reward, success)
+        return (state, policy_state), Transition(obs, qpos, action, reward, success)
 
     _, tr = lax.scan(body, (state, policy_state), jnp.arange(max_steps))
     success = tr.successes.any()
@@ -71,7 +83,8 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int):
     in_episode = jnp.arange(max_steps) < length
     finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1) for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
     valid = jnp.all(jnp.where(in_episode, jnp.stack(finite).all(axis=0), True))
-    return tr, length, success, policy.record(policy_state), valid
+    info = policy.record(policy_state) | {f"randomization/{k}": v for k, v in draw._asdict().items()}
+    return tr, length, success, info | {"mocap_pos": state.data.mocap_pos}, valid
 
 
 def default_chunk_size(env) -> int | None:
@@ -85,9 +98,11 @@ def default_chunk_size(env) -> int | None:
 def _compiled(env, policy_name: str, max_steps: int):
     policy = env.policy(policy_name)
 
-    def run(m, seed, episode_ids):
+    def run(m, seed, episode_ids, ranges):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        tr, lengths, success, info, valid = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps))(episode_ids)
+        tr, lengths, success, info, valid = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, ranges))(
+            episode_ids
+        )
         return Rollout(tr, lengths, success, episode_ids, info, valid)
 
     return jax.jit(run)
@@ -100,6 +115,7 @@ def rollout_batch(
     seed: int = 0,
     max_steps: int = 200,
     *,
+    randomization: randomize.RandomizationConfig | None = None,
     chunk_size: int | None = None,
 ) -> Rollout:
     """Roll out a batch of episodes in one jitted call.
@@ -111,6 +127,8 @@ def rollout_batch(
         (seed, i), never on B or on the other ids.
       seed: the dataset seed.
       max_steps: T, the horizon. Episodes end at their first success; later steps are padding.
+      randomization: per-episode domain randomization (kernels.randomize.RandomizationConfig), or None for
+        none. It is an argument of the compiled program: switching it on does not recompile.
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
         identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger
         batches deadlock (see mjxgen.xla_config).
@@ -130,11 +148,12 @@ def rollout_batch(
         chunk_size = default_chunk_size(env)
     fn = _compiled(env, policy, int(max_steps))
     seed = jnp.uint32(seed)
+    ranges = jnp.asarray(randomize.OFF if randomization is None else randomization.ranges())
     if chunk_size is None or ids.size <= chunk_size:
-        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32))
+        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), ranges)
     # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
     # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
     n_chunks = -(-ids.size // chunk_size)
     padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
-    parts = [fn(env.mjx_model, seed, jnp.asarray(c)) for c in padded.reshape(n_chunks, chunk_size)]
+    parts = [fn(env.mjx_model, seed, jnp.asarray(c), ranges) for c in padded.reshape(n_chunks, chunk_size)]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)

@@ -28,7 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mjxgen import shards
+from mjxgen import render, shards
 
 FORMAT = "mjxgen"
 FORMAT_VERSION = 1
@@ -110,7 +110,17 @@ class DatasetWriter:
         overwrite: bool = False,
         resume: bool = False,
         on_invalid: str = "drop",
+        randomized: bool = False,
+        image_size: tuple[int, int] | None = None,
     ):
+        self._randomized = randomized
+        self._image_size = image_size
+        self._model_xml = model_xml
+        self._renderer = None  # made in the writer thread, which owns its GL context
+        self.render_s = 0.0
+        self.frames = 0
+        if image_size is not None:  # fail now, with one clear line, not after simulating a batch
+            render.EpisodeRenderer(model_xml, *image_size).close()
         if on_invalid not in ON_INVALID:
             raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
         self._on_invalid = on_invalid
@@ -183,12 +193,20 @@ class DatasetWriter:
             raise OSError(f"writing {self.store.partial} failed: {err}") from err
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._renderer is not None:
+                self._renderer.close()
+
+    def _loop(self) -> None:
         while True:
             batch = self._queue.get()
             if batch is None:
                 return
             if self._error is not None:
                 continue  # drain the queue after a failure; the caller is told on its next call
+
             written: list[dict] = []
             try:
                 self.store.write_shard(int(batch["first"]), int(batch["end"]), lambda f: written.extend(self._write(f, batch)))
@@ -201,6 +219,24 @@ class DatasetWriter:
                     self.invalid += 1
                 else:
                     self._count(attrs)
+
+    def _render(self, batch: dict[str, Any], b: int, length: int) -> np.ndarray:
+        """Episode b's camera frames (L, H, W, 3) uint8, from its recorded states and randomization draw."""
+        import time
+
+        if self._renderer is None:
+            self._renderer = render.EpisodeRenderer(self._model_xml, *self._image_size)
+        info = batch["episode_info"]
+        start = time.perf_counter()
+        frames = self._renderer.render(
+            np.asarray(batch["qpos"][b, :length], np.float64),
+            np.asarray(info["mocap_pos"][b], np.float64),
+            np.asarray(info["randomization/light_dir"][b]) if self._randomized else None,
+            np.asarray(info["randomization/camera_offset"][b]) if self._randomized else None,
+        )
+        self.render_s += time.perf_counter() - start
+        self.frames += length
+        return frames
 
     def _count(self, attrs) -> None:
         self.episodes += 1
@@ -229,8 +265,13 @@ class DatasetWriter:
                 og.create_dataset(k, data=obs[k][b, :length], **self._filters)
             g.create_dataset("actions", data=actions[b, :length], **self._filters)
             g.create_dataset("rewards", data=rewards[b, :length], **self._filters)
-            for name, values in batch.get("episode_info", {}).items():  # e.g. dmp/goal: small, uncompressed
-                g.create_dataset(name, data=np.asarray(values[b]))
+            info = batch.get("episode_info", {})
+            for name, values in info.items():  # dmp/goal, randomization/friction_scale: small, uncompressed
+                if name.startswith("dmp/") or (self._randomized and name.startswith("randomization/")):
+                    g.create_dataset(name, data=np.asarray(values[b]))
+            if self._image_size is not None:
+                og.create_dataset("image", data=self._render(batch, b, length), chunks=(1, *self._image_size, 3),
+                                  **self._filters)
             attrs = {"episode_index": int(ep), "seed": self._seed, "length": length, "success": bool(success),
                      "total_reward": float(rewards[b, :length].sum())}
             if not valid:

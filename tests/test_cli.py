@@ -17,7 +17,8 @@ from mjxgen import cli
         (["datagen", "--n-episodes", "-3"], "must be a positive integer"),
         (["datagen", "--batch-size", "1.5"], "must be a positive integer"),
         (["datagen", "--policy", "teleop"], "unknown policy 'teleop'"),
-        (["datagen", "--randomize"], "domain randomization is not implemented yet"),
+        (["datagen", "--camera", "--image-size", "64", "0"], "must be a positive integer"),
+        (["datagen", "--camera", "--image-size", "600", "64"], "image_size must be two integers"),
     ],
 )
 def test_datagen_bad_input_is_one_line(argv, message, capsys, tmp_path):

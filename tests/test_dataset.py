@@ -10,6 +10,7 @@ import pytest
 from conftest import BATCH, HORIZON
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.generate import generate_dataset, plan_batches
+from mjxgen.generate import GenerationConfig
 from mjxgen.writer import DatasetWriter
 
 SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}
@@ -204,8 +205,8 @@ def test_bad_input_is_refused(tmp_path, scripted_file):
     blocker.write_text("")
     with pytest.raises(PermissionError, match="cannot create output directory"):
         generate_dataset("reach", 4, blocker / "sub" / "a.h5")
-    with pytest.raises(NotImplementedError, match="domain randomization"):
-        generate_dataset("reach", 4, tmp_path / "a.h5", domain_randomization=True)
+    with pytest.raises(ValueError, match="image_size"):
+        GenerationConfig("reach", 4, tmp_path / "a.h5", camera=True, image_size=(0, 64))
     assert not (tmp_path / "a.h5").exists()
 
 

@@ -68,6 +68,7 @@ class PickPlaceEnv(ArmTask):
         self._cube_qpos = m.joint("cube").qposadr[0]
         self._finger_qpos = [m.joint("finger_joint1").qposadr[0], m.joint("finger_joint2").qposadr[0]]
         self._place_mocap = m.body("place").mocapid[0]
+        self._cube_body = m.body("cube").id
 
     def reset(self, m: mjx.Model, key: jax.Array) -> PickPlaceState:
         """Home posture, gripper open, the cube resting at a random spot, a place target near it."""
@@ -85,6 +86,12 @@ class PickPlaceEnv(ArmTask):
         ctrl = d.ctrl.at[7:].set(FINGER_OPEN)
         d = d.replace(qpos=qpos, ctrl=ctrl, mocap_pos=d.mocap_pos.at[self._place_mocap].set(place))
         return PickPlaceState(refresh(m, d), place)
+
+    def randomize(self, m: mjx.Model, state: PickPlaceState, draw):
+        """The arm's randomization, plus the cube's mass (and inertia, so its density scales)."""
+        m, state = super().randomize(m, state, draw)
+        b, s = self._cube_body, draw.object_mass_scale
+        return m.replace(body_mass=m.body_mass.at[b].multiply(s), body_inertia=m.body_inertia.at[b].multiply(s)), state
 
     def observe(self, state: PickPlaceState) -> dict[str, jax.Array]:
         d = state.data

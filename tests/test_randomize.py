@@ -1,0 +1,122 @@
+"""Domain randomization (seed 000's light and friction, and more) and camera images."""
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import BATCH, HORIZON
+from kernels.randomize import RandomizationConfig, sample
+from mjxgen import make_env
+from mjxgen.render import EpisodeRenderer, RenderError
+from mjxgen.rollout import TRACE_COUNT, rollout_batch
+from mjxgen.writer import DatasetWriter
+
+DR = RandomizationConfig()
+
+
+@pytest.fixture(scope="module")
+def randomized(reach_env):
+    """256 randomized reach episodes, run as chunks of the suite's (32, 120) shape: no new compile."""
+    return jax.device_get(rollout_batch(reach_env, "scripted", np.arange(256), seed=3, max_steps=HORIZON,
+                                        randomization=DR, chunk_size=BATCH))
+
+
+def test_friction_and_light_draws_are_in_range_and_spread(randomized):
+    info = randomized.episode_info
+    friction = info["randomization/friction_scale"]
+    assert friction.shape == (256,)
+    assert friction.min() >= 0.8 and friction.max() <= 1.2
+    assert friction.min() < 0.82 and friction.max() > 1.18 and 0.09 < friction.std() < 0.14  # uniform: 0.115
+    light = info["randomization/light_dir"]
+    np.testing.assert_allclose(np.linalg.norm(light, axis=1), 1.0, atol=1e-5)
+    assert np.linalg.norm(light.mean(axis=0)) < 0.15  # no preferred direction
+    for axis in range(3):
+        assert light[:, axis].min() < -0.9 and light[:, axis].max() > 0.9
+        assert 0.4 < np.mean(light[:, axis] > 0) < 0.6
+    for name, bound in (("joint_damping_scale", 0.2), ("actuator_gain_scale", 0.1)):
+        assert np.abs(info[f"randomization/{name}"] - 1).max() <= bound + 1e-6
+    assert np.abs(info["randomization/joint_offset"]).max() <= DR.joint_noise + 1e-7
+    # The start posture really carries the offset.
+    np.testing.assert_allclose(randomized.trajectory.observations["joint_pos"][:, 0] - make_env("reach").arm.q_home,
+                               info["randomization/joint_offset"], atol=1e-5)
+
+
+def test_switching_randomization_on_does_not_recompile(randomized):
+    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH)] == 1
+
+
+def test_draws_come_from_the_episode_key_alone(reach_env):
+    """Episode i is the same in a batch of 16 and in a batch of 64, randomization on."""
+    small = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(64), seed=5, max_steps=HORIZON,
+                                         randomization=DR, chunk_size=16))
+    big = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(64), seed=5, max_steps=HORIZON,
+                                       randomization=DR))
+    for a, b in zip(jax.tree.leaves(small), jax.tree.leaves(big)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_friction_changes_the_cube_motion():
+    """Same (zero-motion) actions, the cube sliding at 0.3 m/s: low and high friction stop it differently."""
+    env = make_env("pick_place")
+    m = env.mjx_model
+    base = sample(jax.random.key(0), jnp.zeros(7), jnp.asarray(env.mj_model.light_dir[0]), 7)
+
+    @jax.jit
+    def slide(friction_scale):
+        state = env.reset(m, jax.random.key(1))
+        mi, state = env.randomize(m, state, base._replace(friction_scale=friction_scale))
+        dof = env.mj_model.joint("cube").dofadr[0]
+        state = state._replace(data=state.data.replace(qvel=state.data.qvel.at[dof].set(0.3)))
+        hold = jnp.array([0.0, 0.0, 0.0, 1.0])
+
+        def step(s, _):
+            s, _, _ = env.step(mi, s, hold)
+            return s, env.observe(s)["object_pos"]
+
+        return jax.lax.scan(step, state, None, length=15)[1]
+
+    low, high = np.asarray(slide(0.8)), np.asarray(slide(1.2))
+    travel_low, travel_high = low[-1, 0] - low[0, 0], high[-1, 0] - high[0, 0]
+    assert travel_low > travel_high + 1e-3, (travel_low, travel_high)
+
+
+def _renderer_or_skip(size=(64, 64)):
+    try:
+        return EpisodeRenderer(make_env("reach").xml, *size)
+    except RenderError as e:
+        pytest.skip(f"no OpenGL backend for MuJoCo's renderer here (EGL or OSMesa): {e}")
+
+
+def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
+    _renderer_or_skip().close()
+    steps = 12
+    ids = [int(np.argmax(randomized.episode_info["randomization/light_dir"][:, 2])),  # light pointing up
+           int(np.argmin(randomized.episode_info["randomization/light_dir"][:, 2]))]  # pointing down
+    tr = randomized.trajectory
+    batch = {
+        "first": 0, "end": 2, "episode_ids": np.arange(2), "lengths": np.full(2, steps), "success": np.zeros(2, bool),
+        "valid": np.ones(2, bool), "rewards": tr.rewards[ids], "actions": tr.actions[ids], "qpos": tr.qpos[ids],
+        "observations": {k: v[ids] for k, v in tr.observations.items()},
+        "episode_info": {k: v[ids] for k, v in randomized.episode_info.items()},
+    }
+    env = make_env("reach")
+    path = tmp_path / "images.h5"
+    w = DatasetWriter(path, env_name="reach", policy="scripted", seed=3, config={}, model_xml=env.xml,
+                      obs_keys=tuple(env.obs_shapes), randomized=True, image_size=(64, 64))
+    w.write_batch(batch)
+    w.close()
+    assert w.frames == 2 * steps and w.render_s > 0
+    with h5py.File(path) as f:
+        images = [f[f"episode_{i}/observations/image"] for i in range(2)]
+        assert images[0].shape == (steps, 64, 64, 3) and images[0].dtype == np.uint8
+        assert images[0].chunks == (1, 64, 64, 3)  # one frame per chunk: a frame reads alone
+        frames = [im[()] for im in images]
+        np.testing.assert_array_equal(f["episode_1/randomization/light_dir"][()],
+                                      randomized.episode_info["randomization/light_dir"][ids[1]])
+    for im in frames:
+        assert im.std() > 20  # not blank or constant
+        assert len(np.unique(im.reshape(-1, 3), axis=0)) > 50
+        assert np.abs(im[-1].astype(int) - im[0].astype(int)).sum() > 0  # the arm moves
+    assert abs(frames[0].mean() - frames[1].mean()) > 2  # the light draw changes the brightness
