@@ -38,7 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _init_worker():
+    import signal
     from multiprocessing import util
+
+    # Ctrl-C in a terminal reaches the whole process group; the parent saves what is finished and stops the
+    # workers, so they ignore it instead of each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from pusht.execute import close_env
 

@@ -127,7 +127,10 @@ def test_sigkill_five_random_moments(tmp_path, tmp_path_factory, reference):
     for i in range(5):
         d = tmp_path / str(i)
         d.mkdir()
-        _kill_and_resume(d, env, reference, signal.SIGKILL, rng.randint(1, 15), rng.uniform(0, 0.05))
+        shards_before, delay = rng.randint(1, 15), rng.uniform(0, 0.05)
+        rc, _, n_safe = _kill_and_resume(d, env, reference, signal.SIGKILL, shards_before, delay)
+        print(f"kill {i}: after {shards_before} shards + {delay * 1e3:.0f} ms: rc {rc}, {n_safe} of {N} episodes "
+              "safe, resumed to the reference")
 
 
 def test_sigint_exits_130_with_a_resume_hint(tmp_path, tmp_path_factory, reference):
