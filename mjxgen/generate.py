@@ -109,7 +109,7 @@ def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
         "observations": {key: v[keep] for key, v in tr.observations.items()},
         "episode_info": {key: v[keep] for key, v in host.episode_info.items()},
         "valid": host.valid[keep],
-        "qpos": tr.qpos[keep],
+        "qpos": None if tr.qpos is None else tr.qpos[keep],
     }
 
 
@@ -148,8 +148,10 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
-        return rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
-                             randomization=cfg.randomization if cfg.domain_randomization else None)
+        out = rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
+                            randomization=cfg.randomization if cfg.domain_randomization else None)
+        # The full qpos is needed on the host only to render images: don't transfer it otherwise.
+        return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
 
     start = time.perf_counter()
     try:
