@@ -48,10 +48,13 @@ class TrajectoryDataset:
         if not self.complete and not allow_incomplete:
             raise DatasetFormatError(shards.describe_incomplete(partial))
         try:
-            self.attrs = _check_header(source, shards.load_attrs(source))
+            attrs = shards.load_attrs(source)
         except OSError as e:
             kind = "not an HDF5 file" if "signature" in str(e) else "not a readable HDF5 file"
             raise DatasetFormatError(f"{source} is {kind} ({_first_line(e)})") from None
+        except ValueError as e:  # an unfinished run whose manifest is missing or broken
+            raise DatasetFormatError(_first_line(e)) from None
+        self.attrs = _check_header(source, attrs)
         if self.complete and not bool(self.attrs.get("complete", False)):
             self.complete = False  # a file from before shards, never finished
             if not allow_incomplete:

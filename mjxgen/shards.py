@@ -30,10 +30,6 @@ _SHARD = re.compile(r"^part-(\d{9})-(\d{9})\.h5$")
 LIBVER = ("v110", "latest")  # HDF5 >= 1.10 structures: far smaller for thousands of small datasets
 
 
-class IncompleteDatasetError(ValueError):
-    """The dataset is an unfinished run (a `.partial` directory)."""
-
-
 def partial_dir(output: str | os.PathLike) -> Path:
     return Path(f"{os.fspath(output)}.partial")
 
@@ -57,7 +53,7 @@ def read_manifest(partial: Path) -> dict:
     try:
         return json.loads((partial / MANIFEST).read_text())
     except (OSError, ValueError) as e:
-        raise IncompleteDatasetError(f"{partial} is not a readable unfinished run: its {MANIFEST} is missing or broken ({e})") from None
+        raise ValueError(f"{partial} is not a readable unfinished run: its {MANIFEST} is missing or broken ({e})") from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -183,11 +179,8 @@ def iter_groups(path: str | os.PathLike) -> Iterator[tuple[str, h5py.Group]]:
                 yield name, f[name]
 
 
-def describe_incomplete(path: Path) -> str:
-    """Why `path` can't be read as a finished dataset, if it is (or points at) an unfinished run; else ''."""
-    partial = path if path.suffix == ".partial" and path.is_dir() else partial_dir(path)
-    if not partial.is_dir():
-        return ""
+def describe_incomplete(partial: Path) -> str:
+    """Why an unfinished run (its `.partial` directory) can't be read as a finished dataset."""
     shards = list_shards(partial)
     n = sum(end - first for first, end, _ in shards)
     return (f"{partial} is an unfinished run ({n} items in {len(shards)} finished shards); resume it with "

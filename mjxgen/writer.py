@@ -22,6 +22,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,6 @@ class DatasetWriter:
                 for g in f.values():
                     self._count(g.attrs)
         self.invalid += len(self.dropped)
-        self.resumed_episodes = self.episodes
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="mjxgen-writer", daemon=True)
@@ -206,7 +206,6 @@ class DatasetWriter:
                 return
             if self._error is not None:
                 continue  # drain the queue after a failure; the caller is told on its next call
-
             written: list[dict] = []
             try:
                 self.store.write_shard(int(batch["first"]), int(batch["end"]), lambda f: written.extend(self._write(f, batch)))
@@ -222,8 +221,6 @@ class DatasetWriter:
 
     def _render(self, batch: dict[str, Any], b: int, length: int) -> np.ndarray:
         """Episode b's camera frames (L, H, W, 3) uint8, from its recorded states and randomization draw."""
-        import time
-
         if self._renderer is None:
             self._renderer = render.EpisodeRenderer(self._model_xml, *self._image_size)
         info = batch["episode_info"]
@@ -250,13 +247,11 @@ class DatasetWriter:
         actions = np.asarray(batch["actions"], _STORE_DTYPE)
         obs = {k: np.asarray(batch["observations"][k], _STORE_DTYPE) for k in self._obs_keys}
         written = []
-        dropped = []
         for b, (ep, length, success, valid) in enumerate(
             zip(batch["episode_ids"], batch["lengths"], batch["success"], batch["valid"])
         ):
             length = int(length)
             if not valid and self._on_invalid == "drop":
-                dropped.append(int(ep))
                 written.append({"episode_index": int(ep), "dropped": True})
                 continue
             g = f.create_group(f"episode_{int(ep)}")
@@ -278,6 +273,7 @@ class DatasetWriter:
                 attrs["invalid"] = True
             g.attrs.update(attrs)
             written.append(attrs)
+        dropped = [a["episode_index"] for a in written if a.get("dropped")]
         if dropped:
             f.attrs["dropped_episodes"] = np.asarray(dropped, np.int64)
         return written

@@ -241,9 +241,13 @@ def test_untrusted_files_fail_with_one_clear_line(tmp_path, reference):
         text: "not an HDF5 file",
         malformed: "episode_3 is unreadable or malformed",
     }
+    broken = tmp_path / "broken.h5.partial"  # an unfinished run whose manifest was cut short
+    broken.mkdir()
+    (broken / shards.MANIFEST).write_text('{"format": "mjx')
+    cases[broken] = "manifest.json is missing or broken"
     for path, message in cases.items():
         with pytest.raises(DatasetFormatError, match=message) as e:
-            TrajectoryDataset(path)
+            TrajectoryDataset(path, allow_incomplete=path == broken)
         assert "\n" not in str(e.value), str(e.value)
         assert str(path) in str(e.value)
 
