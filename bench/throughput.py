@@ -66,7 +66,8 @@ def measure_rollout(env, batch: int, max_steps: int, policy: str):
 
 def measure_end_to_end(env, batch: int, n_batches: int, max_steps: int, policy: str, codec: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = GenerationConfig(env.name, batch * n_batches, Path(tmp) / "e2e.h5", policy, max_steps=max_steps,
+        cfg = GenerationConfig(env_name=env.name, n_episodes=batch * n_batches, output_path=Path(tmp) / "e2e.h5",
+                               policy_type=policy, max_steps=max_steps,
                                seed=1, batch_size=batch, compression=codec, progress=False)
         result = run_generation(cfg)
     return {"episodes_per_s": cfg.n_episodes / result.wall_s, "wall_s": result.wall_s,

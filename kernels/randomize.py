@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RandomizationConfig:
     """Per-episode randomization. A scale s means a factor uniform in [1 - s, 1 + s]; 0 turns that item off."""
 

@@ -39,7 +39,7 @@ class DMPPolicyConfig:
     substeps: int = 10  # DMP integration substeps per control step (2 ms at 50 Hz)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ArmConfig:
     """Control settings shared by the arm tasks."""
 

@@ -55,7 +55,7 @@ def report_failures(run: Callable[[], Any], command: list[str]) -> tuple[int, An
     except GenerationInterrupted as e:
         print(f"{e}; resume with: {resume}", file=sys.stderr)
         return 128 + e.signum, None
-    except (ValueError, NotImplementedError, FileExistsError, PermissionError) as e:
+    except (TypeError, ValueError, FileExistsError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2, None
     except OSError as e:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
     d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")
     d.add_argument("--output", default="data/dataset.h5", help="HDF5 file (default data/dataset.h5)")
-    d.add_argument("--policy", default="random", help="random or scripted (default random)")
+    d.add_argument("--policy", default="random", help="random, scripted or dmp (default random)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="episodes per device call (default 256)")
     _add_common(d)
     i = sub.add_parser("info", help="summarize a dataset file: counts, success, lengths, config, completeness")

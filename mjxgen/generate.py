@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import signal
 import time
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from mjxgen.envs import ENVS, make_env
+from mjxgen.envs import env_class, env_config_type, make_env
 from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.signals import Signalled, stop_on_signals
 from kernels.randomize import RandomizationConfig
@@ -31,9 +33,7 @@ class GenerationInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted by {name}: {unit} 0 to {safe - 1} ({safe} of {total}) are safe in {partial}")
 
 
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GenerationResult:
     """Seed 000's stats, plus how the run went."""
 
@@ -47,51 +47,103 @@ class GenerationResult:
     render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-@dataclasses.dataclass(frozen=True)
+def _choice(name: str, value, choices) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GenerationConfig:
-    """Everything that decides a generated dataset. Validated on construction; stored in the file as JSON."""
+    """Everything that decides a generated dataset. Validated on construction (a TypeError or ValueError
+    that names the field); stored in the file as JSON. Keyword-only: fields may be added without breaking
+    anyone's call."""
 
     env_name: str = "reach"  # the task
     n_episodes: int = 100  # episodes to collect
     output_path: str = "data/dataset.h5"  # the HDF5 file
     policy_type: str = "random"  # "random", "scripted" or "dmp"
-    domain_randomization: bool = False  # per-episode randomization (seed 000), with the ranges below
-    randomization: RandomizationConfig = RandomizationConfig()  # what is randomized, and how much
-    camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
-    image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
+    # per-episode domain randomization: False, True (the default ranges) or a RandomizationConfig (its ranges).
+    # Normalized on construction: True becomes RandomizationConfig().
+    domain_randomization: bool | RandomizationConfig = False
     max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
     seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
     batch_size: int = 256  # most episodes per device call
+    camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
+    image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
     compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
     on_invalid: str = "drop"  # episodes with NaN/inf: "drop" (listed in dropped_episodes) or "flag" (attr invalid)
     overwrite: bool = False  # replace an existing output file (and any unfinished run of it)
     resume: bool = False  # continue the unfinished run in <output_path>.partial/ (same settings required)
     progress: bool = True  # show a tqdm bar of episodes
+    env_config: Any = None  # the task's config (ReachConfig, PickPlaceConfig); None: the task's defaults
 
     def __post_init__(self):
-        if self.env_name not in ENVS:
-            raise ValueError(f"unknown env {self.env_name!r}; choose one of: {', '.join(sorted(ENVS))}")
+        set_ = functools.partial(object.__setattr__, self)
+        env_cls = env_class(self.env_name)  # a TypeError or ValueError naming env_name
         for name in ("n_episodes", "max_steps", "batch_size"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-        object.__setattr__(self, "seed", int(seed))
-        object.__setattr__(self, "output_path", os.fspath(self.output_path))
-        if self.on_invalid not in ON_INVALID:
-            raise ValueError(f"unknown on_invalid {self.on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
-        if self.compression not in COMPRESSIONS:
-            raise ValueError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        size = tuple(self.image_size)
-        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 0 < v <= 480 for v in size):
-            raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {self.image_size!r}")
-        object.__setattr__(self, "image_size", (int(size[0]), int(size[1])))
+            set_(name, _positive_int(name, getattr(self, name)))
+        if not _is_int(self.seed):
+            raise TypeError(f"seed must be an integer in [0, 2**32), got {type(self.seed).__name__} {self.seed!r}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        set_("seed", int(self.seed))
+        if not isinstance(self.output_path, (str, os.PathLike)):
+            raise TypeError(f"output_path must be a str or os.PathLike, got {type(self.output_path).__name__}")
+        set_("output_path", os.fspath(self.output_path))
+        if not isinstance(self.policy_type, str):
+            raise TypeError(f"policy_type must be a str, got {type(self.policy_type).__name__} {self.policy_type!r}")
+        if self.policy_type not in env_cls.policy_names:
+            raise ValueError(f"unknown policy {self.policy_type!r} for {self.env_name}; "
+                             f"choose one of {', '.join(env_cls.policy_names)}")
+        dr = self.domain_randomization
+        if _is_bool(dr):
+            set_("domain_randomization", RandomizationConfig() if dr else False)
+        elif not isinstance(dr, RandomizationConfig):
+            raise TypeError("domain_randomization must be False, True or a RandomizationConfig, "
+                            f"got {type(dr).__name__} {dr!r}")
+        for name in ("camera", "overwrite", "resume", "progress"):
+            if not _is_bool(getattr(self, name)):
+                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
+                                f"{getattr(self, name)!r}")
+            set_(name, bool(getattr(self, name)))
+        _choice("compression", self.compression, COMPRESSIONS)
+        _choice("on_invalid", self.on_invalid, ON_INVALID)
+        size = self.image_size
+        if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(v) for v in size)):
+            raise TypeError(f"image_size must be two integers (H, W), got {size!r}")
+        if not all(0 < v <= 480 for v in size):
+            raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {tuple(size)!r}")
+        set_("image_size", (int(size[0]), int(size[1])))
+        env_config_type(self.env_name, self.env_config)  # a TypeError for a config of another task
+
+    @property
+    def randomization(self) -> RandomizationConfig | None:
+        """The randomization ranges, or None when randomization is off."""
+        return self.domain_randomization or None
+
+    def settings(self) -> dict:
+        """What shapes the data, as stored in the file (JSON) and compared on resume: every field except
+        where the output goes and how the run is shown."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUN_ONLY}
 
 
 def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
@@ -125,10 +177,10 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
     finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
-    env = make_env(cfg.env_name)
+    env = make_env(cfg.env_name, cfg.env_config)
     env.policy(cfg.policy_type)  # a ValueError for an unknown name, before the output file is created
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RUN_ONLY}
+    settings = cfg.settings()
     writer = DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
@@ -141,7 +193,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         overwrite=cfg.overwrite,
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
-        randomized=cfg.domain_randomization,
+        randomized=cfg.randomization is not None,
         image_size=cfg.image_size if cfg.camera else None,
     )
     first_batch = -(-writer.done // per_batch)  # batches already on disk (a resumed run) are skipped
@@ -149,7 +201,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
         out = rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
-                            randomization=cfg.randomization if cfg.domain_randomization else None)
+                            randomization=cfg.randomization)
         # The full qpos is needed on the host only to render images: don't transfer it otherwise.
         return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
 
@@ -210,29 +262,40 @@ def generate_dataset(
     n_episodes: int = 100,
     output_path: str | os.PathLike = "data/dataset.h5",
     policy_type: str = "random",
-    domain_randomization: bool = False,
+    domain_randomization: bool | RandomizationConfig = False,
     max_steps: int = 200,
     seed: int = 42,
     *,
     batch_size: int = 256,
+    camera: bool = False,
+    image_size: tuple[int, int] = (64, 64),
     compression: str = "gzip",
     on_invalid: str = "drop",
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    env_config: Any = None,
 ) -> dict:
     """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
+
+    Seed 000's seven parameters may be given by position, in seed 000's order; the rest are keyword-only.
+    Every argument is checked before anything is simulated or written: a wrong type is a TypeError and a
+    wrong value a ValueError, each naming the argument.
 
     Args:
       env_name: "reach" or "pick_place".
       n_episodes: number of episodes to collect.
       output_path: the HDF5 file to write; parent directories are created. An existing file is refused
         unless overwrite=True.
-      policy_type: "random" (uniform actions) or "scripted" (the P-controller expert).
-      domain_randomization: not implemented yet; True raises NotImplementedError.
+      policy_type: "random" (uniform actions), "scripted" (the task's expert) or "dmp" (a random DMP).
+      domain_randomization: False; True for the default ranges (seed 000's light direction and friction,
+        and more: see the README); or a `kernels.randomize.RandomizationConfig` with your ranges. Each
+        episode's draw is stored under `episode_N/randomization/`.
       max_steps: the horizon T; an episode ends at its first success.
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
       batch_size: episodes simulated per device call (the largest batch used; batches are made equal).
+      camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
+      image_size: (H, W) of the camera frames, each in 1..480.
       compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
       on_invalid: episodes with NaN or inf (detected on the device): "drop" leaves them out (their ids are in
         the file's `dropped_episodes`), "flag" writes them with the episode attribute invalid = True.
@@ -240,6 +303,8 @@ def generate_dataset(
       resume: continue the unfinished run in `<output_path>.partial/` (after Ctrl-C, SIGTERM, SIGKILL or a
         write error). The settings must match; the result equals an uninterrupted run.
       progress: show a tqdm progress bar of episodes.
+      env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
+        another success threshold or target box; None for the task's defaults. Stored in the file.
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
@@ -247,8 +312,9 @@ def generate_dataset(
       The output file exists only once the run is complete.
     """
     cfg = GenerationConfig(
-        env_name, n_episodes, os.fspath(output_path), policy_type, domain_randomization, max_steps, seed,
-        batch_size=batch_size, compression=compression, on_invalid=on_invalid, overwrite=overwrite, resume=resume,
-        progress=progress,
+        env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
+        domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
+        camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
+        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config,
     )
     return run_generation(cfg).stats

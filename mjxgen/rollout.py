@@ -121,8 +121,9 @@ def rollout_batch(
     """Roll out a batch of episodes in one jitted call.
 
     Args:
-      env: an env name ("reach") or an env object from `make_env`.
-      policy: a policy name of that env ("random", "scripted").
+      env: an env name ("reach", with its default config) or an env object from `make_env(name, config)`,
+        which is how a task config (another success threshold, target box, ...) reaches the rollout.
+      policy: a policy name of that env ("random", "scripted", "dmp").
       episode_ids: (B,) ints: the global indices of the episodes to run. Episode i's data depend only on
         (seed, i), never on B or on the other ids.
       seed: the dataset seed.
@@ -139,8 +140,10 @@ def rollout_batch(
     if isinstance(env, str):
         env = make_env(env)
     env.policy(policy)  # a ValueError for an unknown name, before anything is traced
-    if not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     ids = np.asarray(episode_ids)
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
         raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")

@@ -1,14 +1,19 @@
 """Shared fixtures. Each jitted shape compiles once per session: small batches, one horizon."""
 
 import mjxgen  # noqa: F401  (first: sets the XLA flags before jax starts)
+import jax.numpy as jnp
 import pytest
 
+from kernels import policies
 from mjxgen import make_env
+from mjxgen.reach.env import ReachEnv
 from mjxgen.generate import GenerationConfig, run_generation
 
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120
 BATCH = 32
+# A small reach/scripted shape for runs of many short batches (tests/test_durable.py, camera tests).
+DURABLE_BATCH, DURABLE_HORIZON = 8, 20
 
 
 def pytest_addoption(parser):
@@ -40,7 +45,8 @@ def reach_env():
 
 def _generate(tmp_path_factory, env_name, n, policy, horizon, batch, seed):
     path = tmp_path_factory.mktemp("data") / f"{env_name}_{policy}.h5"
-    cfg = GenerationConfig(env_name, n, path, policy, max_steps=horizon, seed=seed, batch_size=batch, progress=False)
+    cfg = GenerationConfig(env_name=env_name, n_episodes=n, output_path=path, policy_type=policy, max_steps=horizon,
+                           seed=seed, batch_size=batch, progress=False)
     return path, run_generation(cfg)
 
 
@@ -63,3 +69,18 @@ PP_HORIZON = 200  # the expert needs ~150 steps
 def pick_place_file(tmp_path_factory):
     """16 scripted pick_place episodes, one batch."""
     return _generate(tmp_path_factory, "pick_place", PP_BATCH, "scripted", PP_HORIZON, PP_BATCH, seed=3)
+
+
+class NanReach(ReachEnv):
+    """Reach whose "nan" policy sends NaN actions in episodes whose target lies beyond x = 0.5 m. Register it
+    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", lambda: NanReach)`."""
+
+    name = "reach_nan"
+    policy_names = ("nan",)
+
+    def _policies(self):
+        def act(key, obs):
+            nan = obs["target_pos"][0] > 0.5
+            return jnp.where(nan, jnp.nan, policies.p_controller(obs["ee_pos"], obs["target_pos"]))
+
+        return {"nan": policies.stateless(act)}

@@ -193,7 +193,7 @@ def test_bad_input_is_refused(tmp_path, scripted_file):
         generate_dataset("juggle", 1, tmp_path / "a.h5")
     with pytest.raises(ValueError, match="n_episodes must be a positive integer"):
         generate_dataset("reach", 0, tmp_path / "a.h5")
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(TypeError, match="batch_size must be a positive integer"):
         generate_dataset("reach", 4, tmp_path / "a.h5", batch_size=2.5)
     with pytest.raises(ValueError, match="unknown policy"):
         generate_dataset("reach", 4, tmp_path / "a.h5", policy_type="teleop")
@@ -206,7 +206,7 @@ def test_bad_input_is_refused(tmp_path, scripted_file):
     with pytest.raises(PermissionError, match="cannot create output directory"):
         generate_dataset("reach", 4, blocker / "sub" / "a.h5")
     with pytest.raises(ValueError, match="image_size"):
-        GenerationConfig("reach", 4, tmp_path / "a.h5", camera=True, image_size=(0, 64))
+        GenerationConfig(env_name="reach", n_episodes=4, output_path=tmp_path / "a.h5", camera=True, image_size=(0, 64))
     assert not (tmp_path / "a.h5").exists()
 
 

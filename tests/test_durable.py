@@ -12,20 +12,25 @@ import time
 from pathlib import Path
 
 import h5py
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels import policies
+from conftest import DURABLE_BATCH, DURABLE_HORIZON, NanReach
 from mjxgen import cli, shards
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.envs import ENVS
-from mjxgen.generate import GenerationConfig, run_generation
-from mjxgen.reach.env import ReachEnv
+from mjxgen.generate import GenerationConfig, generate_dataset, run_generation
 
 # 20 batches of 8 short episodes: one small compiled shape, shared by every test here.
-BATCH, HORIZON, N, SEED = 8, 20, 160, 11
+BATCH, HORIZON, N, SEED = DURABLE_BATCH, DURABLE_HORIZON, 160, 11
 CLI = ["--batch", str(BATCH), "--episodes", str(N), "--max-steps", str(HORIZON), "--seed", str(SEED), "--no-progress"]
+
+
+def _run(path, **settings):
+    """run_generation of the module's shape (reach, scripted, N episodes in batches of BATCH), with overrides."""
+    base = dict(env_name="reach", n_episodes=N, output_path=path, policy_type="scripted", max_steps=HORIZON, seed=SEED,
+                batch_size=BATCH, progress=False)
+    return run_generation(GenerationConfig(**(base | settings)))
 
 
 def _cli_env(tmp_path_factory):
@@ -41,8 +46,7 @@ def _cli_env(tmp_path_factory):
 def reference(tmp_path_factory):
     """An uninterrupted run."""
     path = tmp_path_factory.mktemp("ref") / "ref.h5"
-    run_generation(GenerationConfig("reach", N, path, "scripted", max_steps=HORIZON, seed=SEED, batch_size=BATCH,
-                                    progress=False))
+    _run(path)
     return path
 
 
@@ -143,31 +147,17 @@ def test_sigint_exits_130_with_a_resume_hint(tmp_path, tmp_path_factory, referen
     assert "resume with: python -m mjxgen.reach" in lines[0] and lines[0].endswith("--resume")
 
 
-class _NanReach(ReachEnv):
-    """Reach whose "nan" policy sends NaN actions in episodes whose target lies beyond x = 0.5 m."""
-
-    name = "reach_nan"
-    policy_names = ("nan",)
-
-    def _policies(self):
-        def act(key, obs):
-            nan = obs["target_pos"][0] > 0.5
-            return jnp.where(nan, jnp.nan, policies.p_controller(obs["ee_pos"], obs["target_pos"]))
-
-        return {"nan": policies.stateless(act)}
-
-
 @pytest.mark.parametrize("mode", ["drop", "flag"])
 def test_nan_episodes_are_caught(tmp_path, monkeypatch, mode):
-    monkeypatch.setitem(ENVS, "reach_nan", lambda: _NanReach)
+    monkeypatch.setitem(ENVS, "reach_nan", lambda: NanReach)
     path = tmp_path / f"{mode}.h5"
-    result = run_generation(GenerationConfig("reach_nan", 2 * BATCH, path, "nan", max_steps=HORIZON, seed=SEED,
-                                             batch_size=BATCH, on_invalid=mode, progress=False))
+    stats = generate_dataset("reach_nan", 2 * BATCH, path, "nan", max_steps=HORIZON, seed=SEED, batch_size=BATCH,
+                             on_invalid=mode, progress=False)
     ds = TrajectoryDataset(path)
     with h5py.File(path) as f:
         target_x = {int(n.split("_")[1]): f[n]["observations/target_pos"][0, 0] for n in f}
         dropped = list(f.attrs["dropped_episodes"])
-    n_bad = result.stats["invalid_episodes"]
+    n_bad = stats["invalid_episodes"]
     assert 0 < n_bad < 2 * BATCH
     if mode == "drop":
         assert len(dropped) == n_bad and ds.n_episodes == 2 * BATCH - n_bad
@@ -177,7 +167,7 @@ def test_nan_episodes_are_caught(tmp_path, monkeypatch, mode):
         assert dropped == [] and ds.n_episodes == 2 * BATCH and ds.n_invalid == n_bad
         flagged = {int(i) for i, bad in zip(ds.episode_index, ds.invalid) if bad}
         assert flagged == {i for i, x in target_x.items() if x > 0.5}
-    assert result.stats["total_episodes"] == ds.n_episodes
+    assert stats["total_episodes"] == ds.n_episodes
 
 
 def test_full_disk_gives_one_line_and_intact_shards(tmp_path, monkeypatch, capsys, reference):
@@ -213,14 +203,11 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, reference):
 
     monkeypatch.setattr(shards.ShardStore, "finalize", fail)  # leave the run unfinished
     with pytest.raises(OSError, match="episodes 0 to 159 are safe"):
-        run_generation(GenerationConfig("reach", N, out, "scripted", max_steps=HORIZON, seed=SEED, batch_size=BATCH,
-                                        progress=False))
+        _run(out)
     with pytest.raises(ValueError, match="settings differ in seed"):
-        run_generation(GenerationConfig("reach", N, out, "scripted", max_steps=HORIZON, seed=SEED + 1,
-                                        batch_size=BATCH, resume=True, progress=False))
+        _run(out, seed=SEED + 1, resume=True)
     with pytest.raises(FileExistsError, match="--resume"):
-        run_generation(GenerationConfig("reach", N, out, "scripted", max_steps=HORIZON, seed=SEED,
-                                        batch_size=BATCH, progress=False))
+        _run(out)
 
 
 def test_untrusted_files_fail_with_one_clear_line(tmp_path, reference):

@@ -26,11 +26,11 @@ from mjxgen.arm import FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
 CUBE_HALF = 0.02  # m: half the cube's edge (pick_place.xml)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PickPlaceConfig:
     """Settings of the pick_place task."""
 
-    arm: ArmConfig = ArmConfig()
+    arm: ArmConfig = ArmConfig()  # control settings shared by the arm tasks
     success_threshold: float = 0.03  # m: cube centre to place target
     release_opening: float = 0.05  # m: finger opening above which the cube counts as released (cube: 0.04)
     cube_low: tuple[float, float] = (0.40, -0.20)  # m: cube centre x, y range (base frame)
@@ -49,6 +49,7 @@ class PickPlaceEnv(ArmTask):
     """The pick_place task on MJX. Static: construct once, then trace its pure methods inside a jit."""
 
     name = "pick_place"
+    config_class = PickPlaceConfig
     scene = "pick_place.xml"
     obs_shapes = {
         "joint_pos": (N_ARM_JOINTS,),

@@ -19,11 +19,11 @@ from kernels import policies
 from mjxgen.arm import ArmConfig, ArmTask, N_ARM_JOINTS
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ReachConfig:
     """Settings of the reach task."""
 
-    arm: ArmConfig = ArmConfig()
+    arm: ArmConfig = ArmConfig()  # control settings shared by the arm tasks
     success_threshold: float = 0.02  # m: success when the end effector is closer than this to the target
     target_low: tuple[float, float, float] = (0.30, -0.30, 0.10)  # m: target box, robot base frame
     target_high: tuple[float, float, float] = (0.70, 0.30, 0.50)
@@ -38,6 +38,7 @@ class ReachEnv(ArmTask):
     """The reach task on MJX. Static: construct once, then trace its pure methods inside a jit."""
 
     name = "reach"
+    config_class = ReachConfig
     scene = "reach.xml"
     obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
     policy_names = ("random", "scripted", "dmp")
