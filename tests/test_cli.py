@@ -1,9 +1,11 @@
-"""The command lines: one-line errors for bad input, and a real small run."""
+"""The command lines: one-line errors for bad input, a real small run, and every flag's effect in the file."""
 
+import json
 import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 from mjxgen import cli
@@ -72,3 +74,182 @@ def test_reach_module_runs_end_to_end(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 2
     assert "Traceback" not in again.stderr and "already exists" in again.stderr
+
+
+# Every flag of both arm CLIs (`mjxgen datagen` and `python -m mjxgen.<task>`), each checked in the file it writes.
+# They run in-process on the compiled shapes of tests/test_api.py (24 episodes x 30 steps), of
+# tests/test_durable.py (8 x 20: camera, NaN env) and of conftest's pick_place fixture (16 x 200).
+
+
+class _Datagen:
+    """`mjxgen datagen --env-name ENV ...`"""
+
+    episodes, batch = "--n-episodes", "--batch-size"
+
+    def __call__(self, env, argv):
+        return cli.main(["datagen", "--env-name", env, *argv])
+
+
+class _Task:
+    """`python -m mjxgen.ENV ...`"""
+
+    episodes, batch = "--episodes", "--batch"
+
+    def __call__(self, env, argv):
+        return cli.task_main(env, argv)
+
+
+CLIS = [pytest.param(_Datagen(), id="datagen"), pytest.param(_Task(), id="task")]
+
+
+def _flags(c, path, env="reach", n=24, batch=24, steps=30, seed=7, policy="scripted", extra=()):
+    return [c.episodes, str(n), c.batch, str(batch), "--max-steps", str(steps), "--seed", str(seed),
+            "--policy", policy, "--output", str(path), "--no-progress", *extra]
+
+
+def _generate(c, tmp_path, name="x.h5", env="reach", **kw):
+    path = tmp_path / name
+    assert c(env, _flags(c, path, env=env, **kw)) == 0
+    return path
+
+
+def _attrs(path, key):
+    with h5py.File(path) as f:
+        return {int(n.split("_")[1]): f[n][key][()] for n in f}
+
+
+@pytest.fixture(scope="module", params=CLIS)
+def base(request, tmp_path_factory):
+    """One plain run per CLI: reach, scripted, 24 episodes of at most 30 steps, seed 7, gzip."""
+    c = request.param
+    return c, _generate(c, tmp_path_factory.mktemp("cli"), "base.h5")
+
+
+def test_base_run_follows_every_flag(base):
+    _, path = base
+    with h5py.File(path) as f:
+        config = json.loads(f.attrs["config"])
+        assert len(f.keys()) == 24 and f.attrs["seed"] == 7 and f.attrs["policy"] == "scripted"
+        assert f.attrs["env_name"] == "reach" and f.attrs["compression"] == "gzip"
+        assert config["max_steps"] == 30 and config["batch_size"] == 24 and config["domain_randomization"] is False
+        assert max(f[n].attrs["length"] for n in f) == 30  # --max-steps binds
+        for n in f:
+            assert "image" not in f[n]["observations"] and "randomization" not in f[n]
+
+
+def test_episodes_and_batch_flags(base, tmp_path):
+    c, _ = base
+    path = _generate(c, tmp_path, n=48, batch=30)
+    with h5py.File(path) as f:
+        assert len(f.keys()) == 48  # --n-episodes / --episodes
+        assert json.loads(f.attrs["config"])["batch_size"] == 24  # --batch 30: two equal batches of 24, not one of 48
+
+
+def test_policy_flag(base, tmp_path):
+    c, path = base
+    random = _attrs(_generate(c, tmp_path, policy="random"), "actions")
+    scripted = _attrs(path, "actions")
+    assert all((a[:, 3] == 0).all() for a in scripted.values())  # the P-controller leaves the gripper at 0
+    assert np.concatenate(list(random.values()))[:, 3].std() > 0.4  # uniform on [-1, 1]
+
+
+def test_seed_flag(base, tmp_path):
+    c, path = base
+    other = _generate(c, tmp_path, seed=8)
+    assert h5py.File(other).attrs["seed"] == 8
+    a, b = _attrs(path, "observations/target_pos"), _attrs(other, "observations/target_pos")
+    assert all(not np.allclose(a[i][0], b[i][0]) for i in a)
+
+
+def test_compression_flag(base, tmp_path):
+    c, _ = base
+    path = _generate(c, tmp_path, extra=["--compression", "lzf"])
+    with h5py.File(path) as f:
+        assert f.attrs["compression"] == "lzf" and f["episode_0/actions"].compression == "lzf"
+
+
+def test_randomize_flag(base, tmp_path):
+    c, _ = base
+    path = _generate(c, tmp_path, extra=["--randomize"])
+    friction = np.array(list(_attrs(path, "randomization/friction_scale").values()))
+    assert friction.min() >= 0.8 and friction.max() <= 1.2 and friction.std() > 0.05
+
+
+def test_camera_and_image_size_flags(base, tmp_path):
+    c, _ = base
+    path = _generate(c, tmp_path, n=8, batch=8, steps=20, extra=["--camera", "--image-size", "24", "40"])
+    with h5py.File(path) as f:
+        for n in f:
+            assert f[n]["observations/image"].shape == (f[n].attrs["length"], 24, 40, 3)
+
+
+def test_env_selection(base, tmp_path):
+    """`--env-name pick_place` / `python -m mjxgen.pick_place`."""
+    c, _ = base
+    path = _generate(c, tmp_path, env="pick_place", n=16, batch=16, steps=200)
+    with h5py.File(path) as f:
+        assert f.attrs["env_name"] == "pick_place" and len(f.keys()) == 16
+        assert "object_pos" in f["episode_0/observations"]
+
+
+def test_on_invalid_flag(base, tmp_path, monkeypatch):
+    from conftest import NanReach
+    from mjxgen.envs import ENVS
+
+    c, _ = base
+    monkeypatch.setitem(ENVS, "reach_nan", lambda: NanReach)
+    flagged = _generate(c, tmp_path, "flag.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan",
+                        extra=["--on-invalid", "flag"])
+    dropped = _generate(c, tmp_path, "drop.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan")
+    with h5py.File(flagged) as f, h5py.File(dropped) as g:
+        bad = {n for n in f if f[n].attrs.get("invalid", False)}
+        assert 0 < len(bad) < 16 and len(f.keys()) == 16
+        assert set(g.keys()) == set(f.keys()) - bad and len(g.attrs["dropped_episodes"]) == len(bad)
+
+
+def test_overwrite_flag(base, tmp_path, capsys):
+    c, _ = base
+    path = _generate(c, tmp_path, seed=1)
+    assert c("reach", _flags(c, path, seed=2)) == 2 and "already exists" in capsys.readouterr().err
+    assert h5py.File(path).attrs["seed"] == 1
+    assert c("reach", _flags(c, path, seed=2, extra=["--overwrite"])) == 0
+    assert h5py.File(path).attrs["seed"] == 2
+
+
+def test_resume_flag(base, tmp_path, monkeypatch, capsys):
+    from mjxgen import shards
+
+    c, reference = base
+    path = tmp_path / "x.h5"
+    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, attrs: (_ for _ in ()).throw(OSError("disk")))
+    assert c("reach", _flags(c, path)) == 1
+    assert capsys.readouterr().err.strip().endswith("--resume") and not path.exists()
+    monkeypatch.undo()
+    assert c("reach", _flags(c, path, extra=["--resume"])) == 0
+    a, b = _attrs(reference, "observations/joint_pos"), _attrs(path, "observations/joint_pos")
+    for i in a:
+        np.testing.assert_array_equal(a[i], b[i])
+
+
+def test_no_progress_flag(base, tmp_path, capsys):
+    c, _ = base
+    _generate(c, tmp_path, "quiet.h5")
+    assert "reach/scripted" not in capsys.readouterr().err
+    path = tmp_path / "bar.h5"
+    argv = [f for f in _flags(c, path) if f != "--no-progress"]
+    assert c("reach", argv) == 0
+    assert "reach/scripted" in capsys.readouterr().err
+
+
+def test_info_allow_incomplete(tmp_path, monkeypatch, capsys):
+    from mjxgen import shards
+
+    path = tmp_path / "x.h5"
+    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, attrs: (_ for _ in ()).throw(OSError("disk")))
+    assert cli.main(["datagen", *_flags(_Datagen(), path)]) == 1
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert cli.main(["info", str(path)]) == 2 and "unfinished run" in capsys.readouterr().err
+    assert cli.main(["info", str(path), "--allow-incomplete"]) == 0
+    out = capsys.readouterr().out
+    assert "NO: an unfinished run" in out and "Episodes             24" in out
