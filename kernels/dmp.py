@@ -56,6 +56,8 @@ class DMPConfig:
             r = getattr(self, name)
             if r is not None and not (len(r) == 2 and r[0] <= r[1]):
                 raise ValueError(f"{name} must be (low, high) with low <= high, got {r}")
+            if r is not None:  # tuples, so that a config stays hashable (a static argument of jit)
+                object.__setattr__(self, name, (float(r[0]), float(r[1])))
         if self.n_basis < 1 or self.substeps < 1:
             raise ValueError(f"n_basis and substeps must be positive, got {self.n_basis}, {self.substeps}")
         if self.duration_range[0] <= 0 or self.stiffness_range[0] <= 0 or self.weight_bound < 0:

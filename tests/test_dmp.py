@@ -207,6 +207,8 @@ def test_config_is_frozen_keyword_only_and_checked():
         dmp.PUSHT_REFERENCE.n_basis = 4
     with pytest.raises(ValueError, match="duration_range"):
         dataclasses.replace(dmp.PUSHT_REFERENCE, duration_range=(4.0, 1.0))
+    listed = dataclasses.replace(dmp.PUSHT_REFERENCE, duration_range=[1, 4])
+    assert listed == dmp.PUSHT_REFERENCE and hash(listed) == hash(dmp.PUSHT_REFERENCE)
     with pytest.raises(ValueError, match="goal_range"):
         dmp.sample_params(jax.random.key(0), dmp.PUSHT_REFERENCE, jnp.zeros(2), jnp.zeros(2))
 
