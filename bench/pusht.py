@@ -6,14 +6,16 @@ kernel, in one run.
 - pusht one worker / all cores: `pusht.generate.generate` end to end (planning, gym-pusht execution in
   worker processes, HDF5 write, starting the worker processes), no videos, same seed, so the same samples.
   The planner is compiled by a warm-up run first.
-- DMP kernel: the planner's integration (seed 003's planar DMP, 600 substeps of 10 ms = 6 s) vmapped over
-  --dmp-batch DMPs, second call of the jitted shape; compile time reported separately.
+- DMP kernel: the planner's integration (`pusht.plan.integrate_batch`: seed 003's planar DMP, 320 points of
+  12.5 ms = 4 s, the longest duration, with clipping and the step limiter) over --dmp-batch DMPs drawn as the
+  reference draws them, second call of the jitted shape; compile time reported separately.
 Writes JSON to bench/results/<date>-<device>-pusht.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -41,19 +43,27 @@ def measure_generate(n: int, workers: int) -> dict:
 
 
 def measure_dmp(batch: int) -> dict:
-    n_fine = plan.MAX_CONTROL_STEPS * plan.DMP_DT_SUBSTEPS
-    keys = jax.random.split(jax.random.key(0), batch)
-    starts = jnp.zeros((batch, 2))
-    params = jax.vmap(lambda k, s: dmp.sample_params(k, s, -0.8, 0.8, plan.DURATION_RANGE, plan.STIFFNESS_RANGE))(keys, starts)
-    fn = jax.jit(jax.vmap(lambda p: dmp.integrate(p, plan.DMP_DT, n_fine, True)))
+    cfg = dataclasses.replace(dmp.PUSHT_REFERENCE, scale_forcing=True)
+    d = plan.draw(0, batch, cfg)
+    length = plan.n_points(cfg.duration_range[1], cfg)
+    n_steps = length - 1
+    params = dmp.DMPParams(
+        start=jnp.zeros((batch, 2)),
+        goal=jnp.asarray(plan.to_normalized(d.goal_pixels)),
+        duration=jnp.asarray(d.duration, jnp.float32),
+        stiffness=jnp.asarray(d.stiffness, jnp.float32),
+        alpha_s=jnp.full((batch,), cfg.alpha_s, jnp.float32),
+        weights=jnp.asarray(d.weights),
+    )
+    n = jnp.asarray([plan.n_points(t, cfg) for t in d.duration], jnp.int32)
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(params))
+    jax.block_until_ready(plan.integrate_batch(cfg, length, params, n))
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(params))
+    jax.block_until_ready(plan.integrate_batch(cfg, length, params, n))
     run = time.perf_counter() - t0
-    return {"batch": batch, "substeps": n_fine, "compile_s": first - run, "seconds": run,
-            "dmps_per_s": batch / run, "substeps_per_s": batch * n_fine / run}
+    return {"batch": batch, "substeps": n_steps, "compile_s": first - run, "seconds": run,
+            "dmps_per_s": batch / run, "substeps_per_s": batch * n_steps / run}
 
 
 def main() -> None:

@@ -48,18 +48,18 @@ def p_controller(ee_pos, target_pos, gripper: float = 0.0, xp=jnp):
 
 def dmp_tracker(
     sample: Callable[[jax.Array, dict], dmp.DMPParams],
+    config: dmp.DMPConfig,
     control_dt: float,
-    substeps: int,
     max_step: float,
-    scale_forcing: bool = True,
     gripper: float = 1.0,
 ) -> Policy:
     """Track a random Cartesian DMP with a P-controller.
 
     `sample(key, obs)` draws the episode's DMP (start at the end effector). Each control step advances it by
-    control_dt in `substeps` substeps and commands action[:3] = clip((y - ee_pos) / max_step, -1, 1), the
-    step that lands the end effector on the DMP's new position y when it is within reach (the arm moves at
-    most max_step per action). The gripper action is constant."""
+    control_dt in config.substeps steps of kernels.dmp and commands action[:3] = clip((y - ee_pos) / max_step,
+    -1, 1), the step that lands the end effector on the DMP's new position y when it is within reach (the arm
+    moves at most max_step per action). The gripper action is constant."""
+    dt = control_dt / config.substeps
 
     def init(key, obs):
         params = sample(key, obs)
@@ -67,7 +67,7 @@ def dmp_tracker(
 
     def act(state, key, obs):
         params, st = state
-        st = dmp.advance(params, st, control_dt / substeps, substeps, scale_forcing)
+        st = dmp.advance(params, st, dt, config.substeps, config.scale_forcing)
         move = jnp.clip((st.y - obs["ee_pos"]) / max_step, -1.0, 1.0)
         return jnp.concatenate([move, jnp.full((1,), gripper, move.dtype)]), (params, st)
 

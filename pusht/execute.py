@@ -23,9 +23,10 @@ CONTROL_DT = 1.0 / CONTROL_HZ
 WORKSPACE = 512.0  # pixels: the action space is Box(0, 512, (2,))
 # gym-pusht 0.1.8's reset: agent position integers in [AGENT_RESET_LOW, AGENT_RESET_HIGH).
 AGENT_RESET_LOW, AGENT_RESET_HIGH = 50, 450
-VIDEO_FPS = CONTROL_HZ
-# 680x680 frames: a macro block of 8 divides 680, so ffmpeg neither resizes nor warns.
-VIDEO_MACRO_BLOCK = 8
+VIDEO_FPS = CONTROL_HZ  # gym-pusht's render_fps
+# As the reference: 680x680 frames are edge-padded to a multiple of ffmpeg's 16-pixel macro block (688x688),
+# so ffmpeg neither resizes nor warns.
+VIDEO_MACRO_BLOCK = 16
 INFO_KEYS = ("pos_agent", "vel_agent", "block_pose", "goal_pose", "n_contacts", "is_success", "coverage")
 
 
@@ -79,7 +80,7 @@ def to_jsonable(x: Any) -> Any:
 class Task(NamedTuple):
     index: int
     reset_seed: int
-    actions: np.ndarray  # (N, 2) float32 planned targets in pixels, already clipped to the action space
+    actions: np.ndarray  # (W, 2) float32 planned targets in pixels (the DMP's waypoints), in the action space
     video_path: str | None
 
 
@@ -87,7 +88,7 @@ class Executed(NamedTuple):
     """One sample's rollout in the env."""
 
     index: int
-    actions: np.ndarray  # (n, 2) float32 actions actually sent (n <= N: the episode may end early)
+    actions: np.ndarray  # (n, 2) float32 actions actually sent (n <= W: the episode may end early)
     observations: np.ndarray  # (n + 1, 5) float32: the reset observation, then one per step
     rewards: np.ndarray  # (n,) float32
     terminated: bool
@@ -115,12 +116,12 @@ def close_env() -> None:
 
 
 def execute(task: Task) -> Executed:
-    """Reset with the sample's seed and send its actions until they run out or the episode ends."""
+    """Reset with the sample's seed and send its actions until they run out or the episode ends.
+
+    A video has one frame per step, after the step (as the reference's; no frame of the reset state)."""
     env = _env()
     obs, reset_info = env.reset(seed=int(task.reset_seed))
     observations, rewards, infos, frames = [obs], [], [], []
-    if task.video_path:
-        frames.append(env.render())
     terminated = truncated = False
     sent = 0
     for action in task.actions:
@@ -148,13 +149,20 @@ def execute(task: Task) -> Executed:
     )
 
 
+def pad_frame(frame: np.ndarray, block: int = VIDEO_MACRO_BLOCK) -> np.ndarray:
+    """Edge-pad height and width up to multiples of `block` (680 -> 688)."""
+    h, w = frame.shape[:2]
+    pad = ((0, -h % block), (0, -w % block)) + ((0, 0),) * (frame.ndim - 2)
+    return np.pad(frame, pad, mode="edge")
+
+
 def write_video(path: str, frames: list[np.ndarray]) -> None:
     import imageio.v2 as imageio
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(path, fps=VIDEO_FPS, codec="libx264", macro_block_size=VIDEO_MACRO_BLOCK) as w:
         for frame in frames:
-            w.append_data(frame)
+            w.append_data(pad_frame(frame))
 
 
 def json_dumps(x: Any) -> str:

@@ -1,7 +1,8 @@
 """`python -m pusht.generate`: seed 003's random-DMP PushT dataset generator.
 
-All DMPs are sampled and integrated in batched JAX calls (pusht.plan), then executed in gym-pusht by
-worker processes (pusht.execute), and written in index order by this process (pusht.writer).
+DMP parameters are drawn as nsf_rl's generate_random_dmp_dataset.py draws them (one NumPy generator, in sample
+order) and integrated in batched JAX calls (pusht.plan), then executed in gym-pusht by worker processes
+(pusht.execute), and written in index order by this process (pusht.writer).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = _Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
     p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed; sample i depends only on (seed, i)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="numpy.random.default_rng seed of the DMP parameters and reset seeds (the reference's draws)")
     p.add_argument("--output-h5", default="data/random_dmp_dataset.h5", help="HDF5 file (parent dirs are created)")
     p.add_argument("--video-dir", default="videos/random_dmp_samples", help="MP4 directory, used when --video-samples > 0")
     p.add_argument("--video-samples", type=non_negative_int, default=0, help=f"videos of the first K samples (capped at {MAX_VIDEOS})")
@@ -62,14 +64,18 @@ def generate(
     resume: bool = False,
     progress: bool = True,
     shard_size: int = SHARD_SIZE,
+    dmp_config=None,
 ) -> dict:
     """Generate the dataset; returns counts.
 
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
     and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
-    and resume=True continues the run to the same file an uninterrupted run writes."""
+    and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
+    kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own."""
+    import dataclasses
     import json
 
+    from kernels import dmp
     from mjxgen import shards
     from mjxgen.generate import GenerationInterrupted
     from mjxgen.signals import Signalled, stop_on_signals
@@ -80,37 +86,39 @@ def generate(
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
     out = check_output_path(output_h5, overwrite, resume)
-    n_videos = min(video_samples, MAX_VIDEOS, num_samples) if video_dir else 0
+    cfg = dataclasses.replace(dmp_config or dmp.PUSHT_REFERENCE, scale_forcing=bool(scale_forcing))
+    video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
+    n_videos = min(video_limit, num_samples)
+    dmp_dt = plan.dmp_dt(cfg)
     config = {
         "num_samples": num_samples,
         "seed": seed,
-        "scale_forcing": bool(scale_forcing),
+        "scale_forcing": cfg.scale_forcing,
         "videos": n_videos,
         "video_dir": os.fspath(video_dir) if n_videos else None,
         "shard_size": shard_size,
-        "dmp_dt": plan.DMP_DT,
-        "dmp_dt_substeps": plan.DMP_DT_SUBSTEPS,
+        "dmp": dataclasses.asdict(cfg),  # every range, the basis, alpha_s, substeps, clip and step limiter
+        "dmp_dt": dmp_dt,
         "control_dt": execute.CONTROL_DT,
-        "duration_range": plan.DURATION_RANGE,
-        "stiffness_range": plan.STIFFNESS_RANGE,
-        "goal_range_pixels": plan.GOAL_RANGE_PIXELS,
-        "weight_bound": plan.dmp.WEIGHT_BOUND,
-        "n_basis": plan.dmp.N_BASIS,
-        "alpha_s": plan.dmp.ALPHA_S,
+        "reset_seed_range": [0, plan.RESET_SEED_HIGH],
+        "env": {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
+                "max_episode_steps": 300},
     }
     versions = execute.versions()
-    env_info = {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
-                "max_episode_steps": 300, "versions": versions}
     attrs = {"format": writer.FORMAT, "format_version": writer.FORMAT_VERSION, "complete": False, "seed": seed,
-             "num_samples": num_samples, "scale_forcing": bool(scale_forcing),
-             "config": json.dumps(config, sort_keys=True), "versions": json.dumps(versions, sort_keys=True)}
+             "num_samples": num_samples, "scale_forcing": cfg.scale_forcing,
+             "scale_forcing_by_goal_delta": cfg.scale_forcing, "dmp_dt_substeps": cfg.substeps,
+             "video_limit": video_limit, "config": json.dumps(config, sort_keys=True),
+             "versions": json.dumps(versions, sort_keys=True)}
+    if video_limit:
+        attrs["video_directory"] = os.fspath(video_dir)
     store = shards.ShardStore.open(out, writer.FORMAT, config, attrs, resume)
     done = store.done  # samples [0, done) are on disk already (a resumed run)
 
-    plans = plan.plan(seed, range(done, num_samples), scale_forcing) if done < num_samples else []
+    plans = plan.plan(seed, num_samples, cfg, first=done) if done < num_samples else []
     tasks = [
         execute.Task(p.index, p.reset_seed, p.actions_pixels(),
-                     str(Path(video_dir) / f"{writer.group_name(p.index)}.mp4") if p.index < n_videos else None)
+                     str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
         for p in plans
     ]
     pool = None
@@ -130,7 +138,8 @@ def generate(
                 bar.update(1)
                 if (p.index + 1) % shard_size == 0 or p.index + 1 == num_samples:
                     store.write_shard(pending[0][0].index, p.index + 1,
-                                      lambda f: [writer.write_sample(f, q, e, env_info) for q, e in pending])
+                                      lambda f: [writer.write_sample(f, q, e, dmp_dt, cfg.alpha_s)
+                                                 for q, e in pending])
                     pending = []
             pool.close()
             pool.join()

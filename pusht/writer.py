@@ -3,27 +3,28 @@
     sample_00042/                      attrs: seed, duration, stiffness, damping, executed_steps, terminated,
                                               truncated, dmp_dt, dmp_alpha_s, dmp_n_basis, [video_path],
                                               sample_index, planned_steps
-      weights                    (n_basis, 2)   RBF weights (normalized units)
+      weights                    (2, n_basis)   RBF weights (normalized units)
       start_pixels, start_normalized, goal_pixels, goal_normalized   (2,)
-      timestamps                 (N + 1,)       control instants t_k = k * 0.1 s of the down-sampled DMP
-      dmp_waypoints_pixels       (N + 1, 2)     DMP position at t_k (not clipped)
-      dmp_waypoints_normalized   (N + 1, 2)
-      dmp_velocity_normalized    (N + 1, 2)
-      dmp_forcing_normalized     (N + 1, 2)
-      dmp_canonical_phase_actions       (N,)    s at t_1..t_N, the instants the planned actions aim at
-      dmp_canonical_phase_observations  (n + 1,) s at the observation instants t_0..t_n
-      executed_actions_pixels    (n, 2)         actions sent (the planned ones, clipped to [0, 512])
-      executed_action_timestamps (n,)           t_0..t_{n-1}: when each action was sent
-      observations               (n + 1, 5)     reset observation, then one per step
-      observation_timestamps     (n + 1,)       t_0..t_n
+      timestamps                 (W,)      the waypoints' DMP times, index * dmp_dt
+      dmp_waypoints_pixels       (W, 2)    the waypoints (the planned actions), clipped to [0, 512]
+      dmp_waypoints_normalized   (W, 2)
+      dmp_velocity_normalized    (W, 2)    z = tau dy/dt
+      dmp_forcing_normalized     (W, 2)    forcing term of the step that reached the waypoint (0 at the start)
+      dmp_canonical_phase_actions       (W,)      s at the waypoints (1 at the start)
+      dmp_canonical_phase_observations  (n + 1,)  exp(-alpha_s t / tau) at the observation times
+      executed_actions_pixels    (n, 2)    actions sent: waypoints 0..n-1
+      executed_action_timestamps (n,)      0.1 k
+      observations               (n + 1, 5) reset observation, then one per step
+      observation_timestamps     (n + 1,)  0.1 k
       rewards                    (n,)
-      reset_info, env_info, step_infos, env_pos_agent, env_vel_agent, env_block_pose, env_goal_pose,
-      env_n_contacts, env_is_success, env_coverage          UTF-8 JSON strings
+      reset_info, env_info (the last step's info), step_infos (n), env_pos_agent, env_vel_agent,
+      env_block_pose, env_goal_pose, env_n_contacts, env_is_success, env_coverage (n + 1: the reset's value,
+      None for coverage, then one per step)                        UTF-8 JSON strings
 
-n = executed_steps <= N: the episode ends early when the T is placed (terminated). The env_* series hold one
-entry per step (from the step infos; `coverage` exists only there); the reset values are in reset_info.
-File attributes: format, format_version, complete, seed, num_samples, scale_forcing, config (JSON),
-versions (JSON, with gym-pusht and pymunk).
+W = planned_steps, n = executed_steps <= W: the episode ends early when the T is placed (terminated).
+File attributes: seed 003's num_samples, seed, scale_forcing_by_goal_delta, dmp_dt_substeps, video_limit,
+[video_directory]; ours: format, format_version, complete, scale_forcing, config (JSON), versions (JSON, with
+gym-pusht and pymunk), total_steps.
 """
 
 from __future__ import annotations
@@ -33,72 +34,75 @@ import json
 import h5py
 import numpy as np
 
-from pusht.execute import INFO_KEYS, Executed, json_dumps
-from pusht.plan import DMP_DT, Plan, to_pixels
+from pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
+from pusht.plan import Plan
 
 FORMAT = "mjxgen-pusht"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: nsf_rl's DMP semantics (waypoints from the start, 3 bases, dmp_dt 0.0125)
 
 
 def group_name(index: int) -> str:
     return f"sample_{index:05d}"
 
 
+def video_name(index: int) -> str:
+    return f"sample_{index:03d}.mp4"
+
+
 def _f32(x) -> np.ndarray:
     return np.asarray(x, np.float32)
 
 
-def write_sample(f: h5py.File, plan: Plan, ex: Executed, env_info: dict) -> None:
+def write_sample(f: h5py.File, plan: Plan, ex: Executed, dmp_dt: float, alpha_s: float) -> None:
     """Write one sample's group (seed 003's fields) into an open file."""
     assert plan.index == ex.index
     n = len(ex.actions)
     g = f.create_group(group_name(plan.index))
-    p = plan.params
     attrs = {
         "seed": plan.reset_seed,
-        "duration": float(p.duration),
-        "stiffness": float(p.stiffness),
-        "damping": float(p.damping),
+        "duration": plan.duration,
+        "stiffness": plan.stiffness,
+        "damping": float(2.0 * np.sqrt(plan.stiffness)),
         "executed_steps": n,
         "terminated": ex.terminated,
         "truncated": ex.truncated,
-        "dmp_dt": DMP_DT,
-        "dmp_alpha_s": float(p.alpha_s),
-        "dmp_n_basis": int(p.weights.shape[0]),
+        "dmp_dt": dmp_dt,
+        "dmp_alpha_s": alpha_s,
+        "dmp_n_basis": int(plan.weights.shape[-1]),
         "sample_index": plan.index,
         "planned_steps": plan.n_actions,
     }
     if ex.video_path:
         attrs["video_path"] = ex.video_path
     g.attrs.update(attrs)
-    t = plan.timestamps
+    t_obs = CONTROL_DT * np.arange(n + 1, dtype=np.float32)
     arrays = {
-        "weights": p.weights,
-        "start_pixels": to_pixels(p.start),
-        "start_normalized": p.start,
-        "goal_pixels": to_pixels(p.goal),
-        "goal_normalized": p.goal,
-        "timestamps": t,
-        "dmp_waypoints_pixels": to_pixels(plan.waypoints_normalized),
+        "weights": plan.weights,
+        "start_pixels": plan.start_pixels,
+        "start_normalized": plan.start_normalized,
+        "goal_pixels": plan.goal_pixels,
+        "goal_normalized": plan.goal_normalized,
+        "timestamps": plan.timestamps,
+        "dmp_waypoints_pixels": plan.actions_pixels(),
         "dmp_waypoints_normalized": plan.waypoints_normalized,
         "dmp_velocity_normalized": plan.velocity_normalized,
         "dmp_forcing_normalized": plan.forcing_normalized,
-        "dmp_canonical_phase_actions": plan.phase[1:],
-        "dmp_canonical_phase_observations": plan.phase[: n + 1],
+        "dmp_canonical_phase_actions": plan.phase,
+        "dmp_canonical_phase_observations": np.exp(-alpha_s * t_obs / plan.duration),
         "executed_actions_pixels": ex.actions,
-        "executed_action_timestamps": t[:n],
+        "executed_action_timestamps": t_obs[:n],
         "observations": ex.observations,
-        "observation_timestamps": t[: n + 1],
+        "observation_timestamps": t_obs,
         "rewards": ex.rewards,
     }
     for name, value in arrays.items():
         g.create_dataset(name, data=_f32(value))
-    series = {key: [info.get(key) for info in ex.step_infos] for key in INFO_KEYS}
+    infos = [ex.reset_info, *ex.step_infos]
     blobs = {
         "reset_info": ex.reset_info,
-        "env_info": env_info,
+        "env_info": ex.step_infos[-1] if ex.step_infos else {},
         "step_infos": ex.step_infos,
-        **{f"env_{key}": values for key, values in series.items()},
+        **{f"env_{key}": [info.get(key) for info in infos] for key in INFO_KEYS},
     }
     for name, value in blobs.items():
         g.create_dataset(name, data=json_dumps(value), dtype=h5py.string_dtype("utf-8"))

@@ -26,16 +26,25 @@ def _episodes(path):
             yield params, g["observations/ee_pos"][()], g["observations/target_pos"][()], g["actions"][()]
 
 
+def test_the_arm_uses_the_one_dmp_config_type():
+    c = make_env("reach").config.arm.dmp_policy
+    assert type(c) is type(dmp.PUSHT_REFERENCE) is dmp.DMPConfig
+    assert c.clip is None and c.max_step is None  # no workspace clipping or step limiter for the arm
+
+
 def test_stored_parameters_reproduce_the_commanded_trajectory(dmp_file):
     path, result = dmp_file
-    cfg = make_env("reach").config.arm
+    env = make_env("reach")
+    cfg = env.config.arm
     c = cfg.dmp_policy
-    substep = make_env("reach").arm.dt / c.substeps
+    substep = env.arm.dt / c.substeps
     for params, ee, target, actions in _episodes(path):
         np.testing.assert_allclose(params.start, ee[0], atol=1e-6)  # starts at the end effector
         np.testing.assert_allclose(params.goal, target[0], atol=1e-6)  # ends on the target (no jitter)
+        assert params.weights.shape == (3, c.n_basis)  # (D, n_basis)
+        np.testing.assert_allclose(params.alpha_s, c.alpha_s)
         n = len(actions)
-        commanded = dmp.downsample(dmp.integrate(jax.tree.map(np.asarray, params), substep, n * c.substeps,
+        commanded = dmp.downsample(dmp.integrate(jax.tree.map(np.asarray, params), substep, n * c.substeps + 1,
                                                  c.scale_forcing), c.substeps).position
         expected = np.clip((np.asarray(commanded)[1:] - ee) / cfg.max_ee_step, -1, 1)
         np.testing.assert_allclose(actions[:, :3], expected, atol=2e-3)

@@ -1,6 +1,8 @@
-"""The PushT random-DMP generator (seed 003): fields, replay, worker invariance, videos, pymunk shim."""
+"""The PushT random-DMP generator (seed 003): the reference's draws and DMP, fields, replay, worker invariance,
+videos, pymunk shim."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import pytest
 from pusht import compat, execute, generate, writer
 
 N = 12
+SEED = 42
 ARRAYS = [
     "weights", "start_pixels", "start_normalized", "goal_pixels", "goal_normalized", "timestamps",
     "dmp_waypoints_pixels", "dmp_waypoints_normalized", "dmp_velocity_normalized", "dmp_forcing_normalized",
@@ -33,9 +36,16 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("pusht")
     one = d / "one.h5"
     many = d / "many.h5"
-    generate.generate(N, 42, one, d / "videos_one", video_samples=2, scale_forcing=True, workers=1, progress=False)
-    generate.generate(N, 42, many, d / "videos_many", video_samples=2, scale_forcing=True, workers=2, progress=False)
+    generate.generate(N, SEED, one, d / "videos_one", video_samples=2, scale_forcing=True, workers=1, progress=False)
+    generate.generate(N, SEED, many, d / "videos_many", video_samples=2, scale_forcing=True, workers=2, progress=False)
     return one, many
+
+
+@pytest.fixture(scope="module")
+def unscaled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pusht") / "unscaled.h5"
+    generate.generate(6, 7, path, workers=1, progress=False)
+    return path
 
 
 def test_every_field_with_consistent_lengths(files):
@@ -57,25 +67,138 @@ def test_every_field_with_consistent_lengths(files):
             assert g["observations"].shape == (n + 1, 5)
             assert g["observation_timestamps"].shape == (n + 1,)
             assert g["dmp_canonical_phase_observations"].shape == (n + 1,)
-            assert g["timestamps"].shape == (planned + 1,)
+            # One waypoint per planned action, the first being the start.
+            assert g["timestamps"].shape == (planned,)
             assert g["dmp_canonical_phase_actions"].shape == (planned,)
             for key in ("dmp_waypoints_pixels", "dmp_waypoints_normalized", "dmp_velocity_normalized",
                         "dmp_forcing_normalized"):
-                assert g[key].shape == (planned + 1, 2), key
-            assert g["weights"].shape == (int(g.attrs["dmp_n_basis"]), 2)
+                assert g[key].shape == (planned, 2), key
+            assert g["weights"].shape == (2, 3) and g.attrs["dmp_n_basis"] == 3
             assert np.abs(g["weights"][()]).max() <= 60
             steps = writer.read_json(g, "step_infos")
             assert len(steps) == n
-            for key in BLOBS[3:]:
-                assert len(writer.read_json(g, key)) == n, key
-            assert "pos_agent" in writer.read_json(g, "reset_info")
-            assert writer.read_json(g, "env_info")["versions"]["gym-pusht"]
-            # The DMP starts where the env put the agent, and the actions are its clipped waypoints.
-            np.testing.assert_allclose(g["start_pixels"][()], g["observations"][0, :2], atol=1e-3)
-            np.testing.assert_allclose(
-                g["executed_actions_pixels"][()], np.clip(g["dmp_waypoints_pixels"][1 : n + 1], 0, 512), atol=1e-3
-            )
-            np.testing.assert_allclose(np.diff(g["timestamps"][()]), 0.1, atol=1e-5)
+            for key in BLOBS[3:]:  # the reset's value, then one per step
+                assert len(writer.read_json(g, key)) == n + 1, key
+            assert writer.read_json(g, "env_coverage")[0] is None  # gym-pusht's reset info has no coverage
+            reset = writer.read_json(g, "reset_info")
+            assert writer.read_json(g, "env_pos_agent")[0] == reset["pos_agent"]
+            assert writer.read_json(g, "env_info") == steps[-1]  # the last step's info
+            # The DMP starts where the env put the agent, and the actions are its waypoints, the first the start.
+            np.testing.assert_array_equal(g["start_pixels"][()], g["observations"][0, :2])
+            np.testing.assert_array_equal(g["executed_actions_pixels"][()], g["dmp_waypoints_pixels"][:n])
+            np.testing.assert_array_equal(g["executed_actions_pixels"][0], g["start_pixels"][()])
+            np.testing.assert_allclose(g["executed_action_timestamps"][()], 0.1 * np.arange(n), atol=1e-6)
+            np.testing.assert_allclose(g["observation_timestamps"][()], 0.1 * np.arange(n + 1), atol=1e-6)
+            phase = g["dmp_canonical_phase_actions"][()]
+            assert phase[0] == 1.0 and (np.diff(phase) < 0).all()
+            assert g.attrs["dmp_dt"] == 0.1 / 8 and g.attrs["dmp_alpha_s"] == 1.2
+            assert g.attrs["damping"] == pytest.approx(2 * math.sqrt(g.attrs["stiffness"]), rel=1e-12)
+
+
+def test_file_attributes_are_the_references(files):
+    with h5py.File(files[0]) as f:
+        a = f.attrs
+        assert (a["num_samples"], a["seed"], a["dmp_dt_substeps"], a["video_limit"]) == (N, SEED, 8, 2)
+        assert a["scale_forcing_by_goal_delta"] and a["video_directory"].endswith("videos_one")
+        config = json.loads(a["config"])
+        assert config["dmp"]["n_basis"] == 3 and config["env"]["env_id"] == execute.ENV_ID
+
+
+# ---- The reference generator, written out here independently of pusht/ and kernels/ (seed 003's script) ----
+REF_ALPHA_S = 1.2
+REF_N_BASIS = 3
+REF_SUBSTEPS = 8
+REF_DT = 0.1 / REF_SUBSTEPS
+
+
+def reference_draws(seed, n):
+    """numpy.random.default_rng(seed), in the reference's order within each sample."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        reset_seed = int(rng.integers(0, 1_000_000))
+        goal = rng.uniform(0, 512, size=2).astype(np.float32)
+        duration = float(rng.uniform(1, 4))
+        stiffness = float(rng.uniform(5, 35))
+        weights = rng.uniform(-60, 60, size=(2, REF_N_BASIS)).astype(np.float32)
+        out.append((reset_seed, goal, duration, stiffness, weights))
+    return out
+
+
+def reference_waypoints(start_px, goal_px, tau, K, W, scale_forcing):
+    """The planar DMP in float64: positions, z, forcing and s at the control waypoints, and the waypoints' indices."""
+    start = np.clip((np.float32(start_px) - 256) / 256, -1, 1).astype(float)
+    goal = np.clip((np.float32(goal_px) - 256) / 256, -1, 1).astype(float)
+    T = max(2, math.ceil(tau / REF_DT))
+    c = np.linspace(0, 1, REF_N_BASIS)
+    h = 1 / (c[1] - c[0]) ** 2
+    y, z, s = start.copy(), np.zeros(2), 1.0
+    pos, vel, frc, phase = np.zeros((T, 2)), np.zeros((T, 2)), np.zeros((T, 2)), np.ones(T)
+    pos[0] = start
+    for i in range(1, T):
+        psi = np.exp(-h * (s - c) ** 2)
+        f = psi / (psi.sum() + 1e-6) @ W.astype(float).T * s
+        if scale_forcing:
+            f = f * (goal - start)
+        z = z + (K * (K / 4 * (goal - y) - z) + f) * REF_DT / tau
+        y = y + z * REF_DT / tau
+        s = max(s - REF_ALPHA_S * s * REF_DT / tau, 0.0)
+        pos[i], vel[i], frc[i], phase[i] = np.clip(y, -1, 1), z, f, s
+    limit = 0.36 * np.linspace(1, 0.4, T)
+    for i in range(1, T):
+        target = goal if i == T - 1 else pos[i]
+        d = target - pos[i - 1]
+        norm = np.linalg.norm(d)
+        pos[i] = pos[i - 1] + d * limit[i] / norm if norm > limit[i] else target
+    pos = np.clip(pos, -1, 1)
+    pos[0] = start
+    idx = list(range(0, T, REF_SUBSTEPS))
+    if idx[-1] != T - 1:
+        idx.append(T - 1)
+    return pos[idx], vel[idx], frc[idx], phase[idx], np.array(idx)
+
+
+def test_draws_equal_the_reference_generator(files, unscaled):
+    for path, seed in ((files[0], SEED), (unscaled, 7)):
+        with h5py.File(path) as f:
+            names = sorted(f)
+            for name, (reset_seed, goal, duration, stiffness, weights) in zip(names, reference_draws(seed, len(names))):
+                g = f[name]
+                assert g.attrs["seed"] == reset_seed, name
+                assert g.attrs["duration"] == duration and g.attrs["stiffness"] == stiffness, name
+                np.testing.assert_array_equal(g["goal_pixels"][()], goal, err_msg=name)
+                np.testing.assert_array_equal(g["weights"][()], weights, err_msg=name)
+
+
+@pytest.mark.parametrize("which", ["scaled", "unscaled"])
+def test_dmp_matches_an_independent_numpy_loop(files, unscaled, which):
+    """Waypoints, phases, actions (and z, forcing, timestamps) against the float64 loop above, to 1e-3."""
+    path, seed, scale = (files[0], SEED, True) if which == "scaled" else (unscaled, 7, False)
+    env = execute.make_env()
+    try:
+        with h5py.File(path) as f:
+            assert bool(f.attrs["scale_forcing_by_goal_delta"]) is scale
+            for name, (reset_seed, goal, tau, K, W) in zip(sorted(f), reference_draws(seed, len(f))):
+                g = f[name]
+                obs, _ = env.reset(seed=reset_seed)
+                pos, vel, frc, phase, idx = reference_waypoints(obs[:2], goal, tau, K, W, scale)
+                n = int(g.attrs["executed_steps"])
+                assert g.attrs["planned_steps"] == len(idx), name
+                np.testing.assert_allclose(g["dmp_waypoints_normalized"][()], pos, atol=1e-3, err_msg=name)
+                np.testing.assert_allclose(g["dmp_canonical_phase_actions"][()], phase, atol=1e-3, err_msg=name)
+                np.testing.assert_allclose(g["executed_actions_pixels"][()] / 256 - 1, pos[:n], atol=1e-3,
+                                           err_msg=name)
+                np.testing.assert_allclose(g["dmp_waypoints_pixels"][()] / 256 - 1, pos, atol=1e-3, err_msg=name)
+                np.testing.assert_allclose(g["dmp_velocity_normalized"][()], vel, rtol=1e-3,
+                                           atol=1e-3 * max(1, np.abs(vel).max()), err_msg=name)
+                np.testing.assert_allclose(g["dmp_forcing_normalized"][()], frc, rtol=1e-3,
+                                           atol=1e-3 * max(1, np.abs(frc).max()), err_msg=name)
+                np.testing.assert_allclose(g["timestamps"][()], idx * REF_DT, atol=1e-5, err_msg=name)
+                t = 0.1 * np.arange(n + 1)
+                np.testing.assert_allclose(g["dmp_canonical_phase_observations"][()],
+                                           np.exp(-REF_ALPHA_S * t / tau), rtol=1e-5, err_msg=name)
+    finally:
+        env.close()
 
 
 def test_pushes_happen(files):
@@ -89,7 +212,7 @@ def test_pushes_happen(files):
 # gym-pusht's coverage (shapely/GEOS polygon intersection) is not bit-reproducible: the same state gives
 # values one float64 ulp apart from call to call, even in one process. Coverage, the reward derived from it,
 # and the info blobs that carry it are therefore compared to 1e-12; everything else must be identical.
-NOISY = {"rewards", "step_infos", "env_coverage"}
+NOISY = {"rewards", "step_infos", "env_coverage", "env_info"}
 
 
 def _close(x, y, name):
@@ -151,8 +274,12 @@ def test_videos_are_playable_mp4s(files):
         assert len(paths) == 2
         for name in ("sample_00000", "sample_00001"):
             path = f[name].attrs["video_path"]
+            assert path.endswith(f"sample_{int(name[-5:]):03d}.mp4")
             frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
-            assert frames == f[name].attrs["executed_steps"] + 1
+            assert frames == f[name].attrs["executed_steps"]  # one frame after each step, as the reference
+            reader = imageio_ffmpeg.read_frames(path)
+            assert next(reader)["size"] == (688, 688)  # 680 edge-padded to a multiple of 16
+            reader.close()
             decoded = subprocess.run(
                 [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "warning", "-i", path, "-f", "null", "-"],
                 capture_output=True, text=True,
@@ -163,7 +290,7 @@ def test_videos_are_playable_mp4s(files):
 def test_agent_reset_position_matches_env():
     env = execute.make_env()
     try:
-        for seed in (0, 7, 2**31 - 2):
+        for seed in (0, 7, 999_999, 2**31 - 2):
             obs, _ = env.reset(seed=seed)
             np.testing.assert_array_equal(obs[:2], execute.agent_reset_position(seed))
     finally:
@@ -236,10 +363,10 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
     generate.generate(10, 5, ref, workers=1, progress=False, shard_size=4)
     real = writer.write_sample
 
-    def interrupted(f, plan, ex, env_info):
+    def interrupted(f, plan, ex, *args):
         if plan.index == 9:  # as if Ctrl-C arrived while the third shard was being written
             raise Signalled(signal.SIGINT)
-        real(f, plan, ex, env_info)
+        real(f, plan, ex, *args)
 
     monkeypatch.setattr(writer, "write_sample", interrupted)
     with pytest.raises(GenerationInterrupted, match=r"samples 0 to 7 \(8 of 10\) are safe") as e:
