@@ -54,9 +54,8 @@ def main() -> None:
     frames = 0
     t0 = time.perf_counter()
     for b in range(min(8, a.batch)):
-        info = host.episode_info
-        renderer.render(host.trajectory.qpos[b], info["mocap_pos"][b], info["randomization/light_dir"][b],
-                        info["randomization/camera_offset"][b])
+        draw = host.randomization
+        renderer.render(host.trajectory.qpos[b], host.mocap_pos[b], draw.light_dir[b], draw.camera_offset[b])
         frames += a.max_steps
     render_fps = frames / (time.perf_counter() - t0)
     renderer.close()

@@ -18,7 +18,7 @@ class Policy(NamedTuple):
 
     init: Callable[[jax.Array, dict], Any]  # (key, first obs) -> initial policy state
     act: Callable[[Any, jax.Array, dict], tuple[jax.Array, Any]]  # (state, key, obs) -> (action, state)
-    # initial state -> {name: array}: per-episode values stored with the episode (e.g. DMP parameters)
+    # state -> {field: array}: per-episode values stored with the episode under <policy name>/ (e.g. the DMP)
     record: Callable[[Any], dict] = _nothing
 
 
@@ -72,6 +72,6 @@ def dmp_tracker(
         return jnp.concatenate([move, jnp.full((1,), gripper, move.dtype)]), (params, st)
 
     def record(state):
-        return {f"dmp/{name}": value for name, value in state[0]._asdict().items()}
+        return state[0]._asdict()
 
     return Policy(init, act, record)

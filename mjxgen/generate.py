@@ -159,7 +159,9 @@ def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
         "rewards": tr.rewards[keep],
         "actions": tr.actions[keep],
         "observations": {key: v[keep] for key, v in tr.observations.items()},
-        "episode_info": {key: v[keep] for key, v in host.episode_info.items()},
+        "policy_record": {key: v[keep] for key, v in host.policy_record.items()},
+        "randomization": {key: v[keep] for key, v in host.randomization._asdict().items()},
+        "mocap_pos": host.mocap_pos[keep],
         "valid": host.valid[keep],
         "qpos": None if tr.qpos is None else tr.qpos[keep],
     }

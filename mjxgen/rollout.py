@@ -42,10 +42,10 @@ class Rollout(NamedTuple):
     lengths: jax.Array  # (B,) int32: steps up to and including the first success, else T
     success: jax.Array  # (B,) bool
     episode_ids: jax.Array  # (B,) int32
-    # name -> (B, ...): per-episode values: "dmp/..." (the DMP policy), "randomization/..." (the draw),
-    # "mocap_pos" (for rendering). The writer stores the first two kinds.
-    episode_info: dict[str, jax.Array]
     valid: jax.Array  # (B,) bool: no NaN or inf in any observation, action or reward up to the length
+    policy_record: dict[str, jax.Array]  # field -> (B, ...): what the policy records per episode ({} for none)
+    randomization: randomize.Draw  # (B, ...) each episode's domain-randomization draw
+    mocap_pos: jax.Array  # (B, nmocap, 3) each episode's mocap bodies (its targets), for rendering
 
 
 def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
@@ -60,7 +60,7 @@ RANDOMIZE_KEY = 2**31 - 2
 
 
 def _episode(env, policy, m, seed, episode_id, max_steps: int, ranges):
-    """One episode: (T, ...) transitions, its length, its success and its recorded per-episode values."""
+    """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
     key = episode_key(seed, episode_id)
     reset_key, policy_key = jax.random.split(key)
     draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), ranges, jnp.asarray(env.mj_model.light_dir[0]),
@@ -83,8 +83,8 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int, ranges):
     in_episode = jnp.arange(max_steps) < length
     finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1) for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
     valid = jnp.all(jnp.where(in_episode, jnp.stack(finite).all(axis=0), True))
-    info = policy.record(policy_state) | {f"randomization/{k}": v for k, v in draw._asdict().items()}
-    return tr, length, success, info | {"mocap_pos": state.data.mocap_pos}, valid
+    return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=episode_id, valid=valid,
+                   policy_record=policy.record(policy_state), randomization=draw, mocap_pos=state.data.mocap_pos)
 
 
 def default_chunk_size(env) -> int | None:
@@ -100,10 +100,7 @@ def _compiled(env, policy_name: str, max_steps: int):
 
     def run(m, seed, episode_ids, ranges):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        tr, lengths, success, info, valid = jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, ranges))(
-            episode_ids
-        )
-        return Rollout(tr, lengths, success, episode_ids, info, valid)
+        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, ranges))(episode_ids)
 
     return jax.jit(run)
 

@@ -115,6 +115,7 @@ class DatasetWriter:
         image_size: tuple[int, int] | None = None,
     ):
         self._randomized = randomized
+        self._policy = policy
         self._image_size = image_size
         self._model_xml = model_xml
         self._renderer = None  # made in the writer thread, which owns its GL context
@@ -223,13 +224,13 @@ class DatasetWriter:
         """Episode b's camera frames (L, H, W, 3) uint8, from its recorded states and randomization draw."""
         if self._renderer is None:
             self._renderer = render.EpisodeRenderer(self._model_xml, *self._image_size)
-        info = batch["episode_info"]
+        draw = batch["randomization"]
         start = time.perf_counter()
         frames = self._renderer.render(
             np.asarray(batch["qpos"][b, :length], np.float64),
-            np.asarray(info["mocap_pos"][b], np.float64),
-            np.asarray(info["randomization/light_dir"][b]) if self._randomized else None,
-            np.asarray(info["randomization/camera_offset"][b]) if self._randomized else None,
+            np.asarray(batch["mocap_pos"][b], np.float64),
+            np.asarray(draw["light_dir"][b]) if self._randomized else None,
+            np.asarray(draw["camera_offset"][b]) if self._randomized else None,
         )
         self.render_s += time.perf_counter() - start
         self.frames += length
@@ -260,10 +261,12 @@ class DatasetWriter:
                 og.create_dataset(k, data=obs[k][b, :length], **self._filters)
             g.create_dataset("actions", data=actions[b, :length], **self._filters)
             g.create_dataset("rewards", data=rewards[b, :length], **self._filters)
-            info = batch.get("episode_info", {})
-            for name, values in info.items():  # dmp/goal, randomization/friction_scale: small, uncompressed
-                if name.startswith("dmp/") or (self._randomized and name.startswith("randomization/")):
-                    g.create_dataset(name, data=np.asarray(values[b]))
+            # Per-episode values, small and uncompressed: the policy's record (dmp/goal, ...) and the draw.
+            for name, values in batch.get("policy_record", {}).items():
+                g.create_dataset(f"{self._policy}/{name}", data=np.asarray(values[b]))
+            if self._randomized:
+                for name, values in batch["randomization"].items():
+                    g.create_dataset(f"randomization/{name}", data=np.asarray(values[b]))
             if self._image_size is not None:
                 og.create_dataset("image", data=self._render(batch, b, length), chunks=(1, *self._image_size, 3),
                                   **self._filters)

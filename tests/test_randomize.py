@@ -24,23 +24,23 @@ def randomized(reach_env):
 
 
 def test_friction_and_light_draws_are_in_range_and_spread(randomized):
-    info = randomized.episode_info
-    friction = info["randomization/friction_scale"]
+    info = randomized.randomization
+    friction = info.friction_scale
     assert friction.shape == (256,)
     assert friction.min() >= 0.8 and friction.max() <= 1.2
     assert friction.min() < 0.82 and friction.max() > 1.18 and 0.09 < friction.std() < 0.14  # uniform: 0.115
-    light = info["randomization/light_dir"]
+    light = info.light_dir
     np.testing.assert_allclose(np.linalg.norm(light, axis=1), 1.0, atol=1e-5)
     assert np.linalg.norm(light.mean(axis=0)) < 0.15  # no preferred direction
     for axis in range(3):
         assert light[:, axis].min() < -0.9 and light[:, axis].max() > 0.9
         assert 0.4 < np.mean(light[:, axis] > 0) < 0.6
     for name, bound in (("joint_damping_scale", 0.2), ("actuator_gain_scale", 0.1)):
-        assert np.abs(info[f"randomization/{name}"] - 1).max() <= bound + 1e-6
-    assert np.abs(info["randomization/joint_offset"]).max() <= DR.joint_noise + 1e-7
+        assert np.abs(getattr(info, name) - 1).max() <= bound + 1e-6
+    assert np.abs(info.joint_offset).max() <= DR.joint_noise + 1e-7
     # The start posture really carries the offset.
     np.testing.assert_allclose(randomized.trajectory.observations["joint_pos"][:, 0] - make_env("reach").arm.q_home,
-                               info["randomization/joint_offset"], atol=1e-5)
+                               info.joint_offset, atol=1e-5)
 
 
 def test_switching_randomization_on_does_not_recompile(randomized):
@@ -92,14 +92,15 @@ def _renderer_or_skip(size=(64, 64)):
 def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
     _renderer_or_skip().close()
     steps = 12
-    ids = [int(np.argmax(randomized.episode_info["randomization/light_dir"][:, 2])),  # light pointing up
-           int(np.argmin(randomized.episode_info["randomization/light_dir"][:, 2]))]  # pointing down
+    ids = [int(np.argmax(randomized.randomization.light_dir[:, 2])),  # light pointing up
+           int(np.argmin(randomized.randomization.light_dir[:, 2]))]  # pointing down
     tr = randomized.trajectory
     batch = {
         "first": 0, "end": 2, "episode_ids": np.arange(2), "lengths": np.full(2, steps), "success": np.zeros(2, bool),
         "valid": np.ones(2, bool), "rewards": tr.rewards[ids], "actions": tr.actions[ids], "qpos": tr.qpos[ids],
         "observations": {k: v[ids] for k, v in tr.observations.items()},
-        "episode_info": {k: v[ids] for k, v in randomized.episode_info.items()},
+        "randomization": {k: v[ids] for k, v in randomized.randomization._asdict().items()},
+        "mocap_pos": randomized.mocap_pos[ids], "policy_record": {},
     }
     env = make_env("reach")
     path = tmp_path / "images.h5"
@@ -114,7 +115,7 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
         assert images[0].chunks == (1, 64, 64, 3)  # one frame per chunk: a frame reads alone
         frames = [im[()] for im in images]
         np.testing.assert_array_equal(f["episode_1/randomization/light_dir"][()],
-                                      randomized.episode_info["randomization/light_dir"][ids[1]])
+                                      randomized.randomization.light_dir[ids[1]])
     for im in frames:
         assert im.std() > 20  # not blank or constant
         assert len(np.unique(im.reshape(-1, 3), axis=0)) > 50
