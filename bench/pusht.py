@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from bench.throughput import RESULTS, device_name
 from kernels import dmp
-from mjxgen.writer import package_versions
+from mjxgen.layout import package_versions
 from pusht import execute, generate, plan
 
 

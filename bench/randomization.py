@@ -25,7 +25,7 @@ from kernels.randomize import RandomizationConfig
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer
 from mjxgen.rollout import rollout_batch
-from mjxgen.writer import package_versions
+from mjxgen.layout import package_versions
 
 
 def main() -> None:

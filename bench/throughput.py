@@ -35,10 +35,12 @@ import numpy as np
 from mujoco import rollout as mj_rollout
 
 from mjxgen import make_env
-from mjxgen.generate import GenerationConfig, run_generation, writer_batch
+from mjxgen.config import GenerationConfig
+from mjxgen.generate import host_batch, run_generation
 from mjxgen.native import NativeReach
 from mjxgen.rollout import rollout_batch
-from mjxgen.writer import COMPRESSIONS, DatasetWriter, package_versions
+from mjxgen.layout import package_versions
+from mjxgen.writer import COMPRESSIONS, DatasetWriter
 
 RESULTS = Path(__file__).parent / "results"
 E2E_CODECS = ("gzip", "lzf")
@@ -116,9 +118,9 @@ def baseline_mujoco_rollout(env, batch: int, max_steps: int) -> dict:
 
 def measure_writer(env, host, codec: str) -> dict:
     """DatasetWriter alone on one real host batch: episodes/s and payload MB/s (float64 as stored)."""
-    batch = writer_batch(host, np.ones(host.episode_ids.shape[0], bool))
-    lengths = batch["lengths"]
-    width = 1 + batch["actions"].shape[-1] + sum(v.shape[-1] for v in batch["observations"].values())
+    batch = host_batch(host, np.ones(host.episode_ids.shape[0], bool), randomized=False)
+    lengths = batch.lengths
+    width = 1 + batch.actions.shape[-1] + sum(v.shape[-1] for v in batch.observations.values())
     payload_mb = int(lengths.sum()) * width * 8 / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"w-{codec}.h5"

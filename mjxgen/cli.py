@@ -12,11 +12,14 @@ import sys
 from typing import Any, Callable
 
 from mjxgen.envs import ENVS
-from mjxgen.generate import GenerationConfig, GenerationInterrupted, run_generation
+from mjxgen.config import GenerationConfig
+from mjxgen.generate import run_generation
+from mjxgen.signals import GenerationInterrupted
+from mjxgen.stats import print_table, stats_rows
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (`prog: error: ...`), without the usage block."""
 
     def error(self, message: str):
@@ -86,16 +89,7 @@ def _run(command: list[str], **settings) -> int:
     status, result = report_failures(lambda: run_generation(GenerationConfig(**settings)), command)
     if status:
         return status
-    s = result.stats
-    rows = [
-        ("Episodes", f"{s['total_episodes']}"),
-        ("Total steps", f"{s['total_steps']}"),
-        ("Mean length", f"{s['mean_episode_length']:.1f}"),
-        ("Mean reward", f"{s['mean_reward']:.2f}"),
-        ("Success rate", f"{s['success_rate']:.1%}"),
-        ("Invalid (NaN/inf)", f"{s['invalid_episodes']}"),
-        ("File size", f"{s['file_size_mb']:.1f} MB"),
-        ("Output path", s["output_path"]),
+    rows = stats_rows(result.stats) + [
         ("Batch", f"{result.batch_size} x {result.n_batches}"),
         ("Wall time", f"{result.wall_s:.1f} s (compile included)"),
         ("Env steps/s", f"{result.simulated_steps / result.wall_s:,.0f}"),
@@ -104,9 +98,7 @@ def _run(command: list[str], **settings) -> int:
     if result.frames:
         rows.append(("Rendered frames/s", f"{result.frames / result.render_s:,.0f} ({result.frames} frames, in the "
                                           "writer thread, overlapping the simulation)"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_table(rows)
     return 0
 
 
@@ -118,7 +110,7 @@ def _common(a: argparse.Namespace) -> dict:
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
-    p = _Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
+    p = Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
@@ -139,8 +131,8 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
-    p = _Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
     d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")
@@ -167,34 +159,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def info(path: str, allow_incomplete: bool = False) -> int:
-    """`mjxgen info PATH`: print what a dataset holds and whether it is complete and valid."""
-    from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
+    """`mjxgen info PATH`: print what a dataset file (arm task or PushT) holds and whether it is complete."""
+    from mjxgen.dataset import DatasetFormatError, describe
 
     try:
-        ds = TrajectoryDataset(path, allow_incomplete=allow_incomplete)
+        source, complete, attrs, stats = describe(path, allow_incomplete)
     except (DatasetFormatError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    lengths = ds.episode_lengths
-    attrs = ds.attrs
+    n = stats.episodes
+    flagged = stats.invalid - len(stats.dropped)
     rows = [
-        ("Path", str(ds.path)),
-        ("Complete", "yes" if ds.complete else "NO: an unfinished run (resume it with --resume)"),
-        ("Valid", "yes (format checked, every episode read)" if not ds.n_invalid else
-         f"{ds.n_invalid} episodes flagged invalid (NaN/inf)"),
-        ("Dropped (NaN/inf)", str(len(ds.dropped_episodes))),
-        ("Env / policy / seed", f"{attrs['env_name']} / {attrs['policy']} / {attrs['seed']}"),
-        ("Episodes", str(ds.n_episodes)),
-        ("Total steps", str(len(ds))),
-        ("Success rate", f"{ds.success.mean():.1%}" if ds.n_episodes else "-"),
-        ("Length min/mean/max", f"{lengths.min()} / {lengths.mean():.1f} / {lengths.max()}" if ds.n_episodes else "-"),
-        ("Format", f"{attrs['format']} v{attrs['format_version']}, {attrs['compression']}"),
+        ("Path", str(source)),
+        ("Complete", "yes" if complete else "NO: an unfinished run (resume it with --resume)"),
+        ("Valid", "yes (format checked, every episode read)" if not flagged else
+         f"{flagged} episodes flagged invalid (NaN/inf)"),
+        ("Dropped (NaN/inf)", str(len(stats.dropped))),
+        ("Env / policy / seed", f"{attrs.get('env_name', 'pusht')} / {attrs.get('policy', 'random DMP')} / "
+                                f"{attrs['seed']}"),
+        ("Episodes", str(n)),
+        ("Total steps", str(stats.steps)),
+        ("Success rate", f"{stats.successes / n:.1%}" if n else "-"),
+        ("Length min/mean/max", f"{stats.min_length} / {stats.steps / n:.1f} / {stats.max_length}" if n else "-"),
+        ("Format", f"{attrs['format']} v{attrs['format_version']}" +
+                   (f", {attrs['compression']}" if "compression" in attrs else "")),
     ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_table(rows)
     print("Config:")
-    print(json.dumps(ds.config, indent=2, sort_keys=True))
+    print(json.dumps(json.loads(attrs["config"]), indent=2, sort_keys=True))
     return 0
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
-import signal
 import time
 from typing import Any
 
@@ -14,24 +12,13 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from mjxgen.envs import env_class, env_config_type, make_env
-from mjxgen.rollout import Rollout, rollout_batch
-from mjxgen.signals import Signalled, stop_on_signals
 from kernels.randomize import RandomizationConfig
-from mjxgen.writer import COMPRESSIONS, ON_INVALID, DatasetWriter
-
-# Settings that don't change the data: they may differ between a run and its resumption.
-_RUN_ONLY = ("output_path", "overwrite", "resume", "progress")
-
-
-class GenerationInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped the run. Episodes [0, safe) are on disk in `partial`; resume=True continues."""
-
-    def __init__(self, signum: int, safe: int, total: int, partial, unit: str = "episodes"):
-        self.signum, self.safe, self.total, self.partial = signum, safe, total, partial
-        name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}: {unit} 0 to {safe - 1} ({safe} of {total}) are safe in {partial}")
-
+from mjxgen.config import GenerationConfig
+from mjxgen.envs import make_env
+from mjxgen.layout import HostBatch
+from mjxgen.rollout import Rollout, rollout_batch
+from mjxgen.signals import saving_what_is_done
+from mjxgen.writer import DatasetWriter
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GenerationResult:
@@ -47,124 +34,15 @@ class GenerationResult:
     render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
-def _positive_int(name: str, value) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _choice(name: str, value, choices) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, got {type(value).__name__} {value!r}")
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-    return value
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class GenerationConfig:
-    """Everything that decides a generated dataset. Validated on construction (a TypeError or ValueError
-    that names the field); stored in the file as JSON. Keyword-only: fields may be added without breaking
-    anyone's call."""
-
-    env_name: str = "reach"  # the task
-    n_episodes: int = 100  # episodes to collect
-    output_path: str = "data/dataset.h5"  # the HDF5 file
-    policy_type: str = "random"  # "random", "scripted" or "dmp"
-    # per-episode domain randomization: False, True (the default ranges) or a RandomizationConfig (its ranges).
-    # Normalized on construction: True becomes RandomizationConfig().
-    domain_randomization: bool | RandomizationConfig = False
-    max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
-    seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
-    batch_size: int = 256  # most episodes per device call
-    camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
-    image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
-    compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
-    on_invalid: str = "drop"  # episodes with NaN/inf: "drop" (listed in dropped_episodes) or "flag" (attr invalid)
-    overwrite: bool = False  # replace an existing output file (and any unfinished run of it)
-    resume: bool = False  # continue the unfinished run in <output_path>.partial/ (same settings required)
-    progress: bool = True  # show a tqdm bar of episodes
-    env_config: Any = None  # the task's config (ReachConfig, PickPlaceConfig); None: the task's defaults
-
-    def __post_init__(self):
-        set_ = functools.partial(object.__setattr__, self)
-        env_cls = env_class(self.env_name)  # a TypeError or ValueError naming env_name
-        for name in ("n_episodes", "max_steps", "batch_size"):
-            set_(name, _positive_int(name, getattr(self, name)))
-        if not _is_int(self.seed):
-            raise TypeError(f"seed must be an integer in [0, 2**32), got {type(self.seed).__name__} {self.seed!r}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        set_("seed", int(self.seed))
-        if not isinstance(self.output_path, (str, os.PathLike)):
-            raise TypeError(f"output_path must be a str or os.PathLike, got {type(self.output_path).__name__}")
-        set_("output_path", os.fspath(self.output_path))
-        if not isinstance(self.policy_type, str):
-            raise TypeError(f"policy_type must be a str, got {type(self.policy_type).__name__} {self.policy_type!r}")
-        if self.policy_type not in env_cls.policy_names:
-            raise ValueError(f"unknown policy {self.policy_type!r} for {self.env_name}; "
-                             f"choose one of {', '.join(env_cls.policy_names)}")
-        dr = self.domain_randomization
-        if _is_bool(dr):
-            set_("domain_randomization", RandomizationConfig() if dr else False)
-        elif not isinstance(dr, RandomizationConfig):
-            raise TypeError("domain_randomization must be False, True or a RandomizationConfig, "
-                            f"got {type(dr).__name__} {dr!r}")
-        for name in ("camera", "overwrite", "resume", "progress"):
-            if not _is_bool(getattr(self, name)):
-                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
-                                f"{getattr(self, name)!r}")
-            set_(name, bool(getattr(self, name)))
-        _choice("compression", self.compression, COMPRESSIONS)
-        _choice("on_invalid", self.on_invalid, ON_INVALID)
-        size = self.image_size
-        if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(v) for v in size)):
-            raise TypeError(f"image_size must be two integers (H, W), got {size!r}")
-        if not all(0 < v <= 480 for v in size):
-            raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {tuple(size)!r}")
-        set_("image_size", (int(size[0]), int(size[1])))
-        env_config_type(self.env_name, self.env_config)  # a TypeError for a config of another task
-
-    @property
-    def randomization(self) -> RandomizationConfig | None:
-        """The randomization ranges, or None when randomization is off."""
-        return self.domain_randomization or None
-
-    def settings(self) -> dict:
-        """What shapes the data, as stored in the file (JSON) and compared on resume: every field except
-        where the output goes and how the run is shown."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUN_ONLY}
-
-
-def writer_batch(host: Rollout, keep: np.ndarray) -> dict:
-    """The episodes of a host-side Rollout selected by keep (B,), in DatasetWriter.write_batch's format."""
+def host_batch(host: Rollout, keep: np.ndarray, randomized: bool) -> HostBatch:
+    """The episodes of a host-side Rollout selected by keep (B,), as the writer takes them."""
     tr = host.trajectory
-    ids = host.episode_ids[keep]
-    return {
-        "first": int(ids.min()),  # the shard covers episode ids [first, end)
-        "end": int(ids.max()) + 1,
-        "episode_ids": host.episode_ids[keep],
-        "lengths": host.lengths[keep],
-        "success": host.success[keep],
-        "rewards": tr.rewards[keep],
-        "actions": tr.actions[keep],
-        "observations": {key: v[keep] for key, v in tr.observations.items()},
-        "policy_record": {key: v[keep] for key, v in host.policy_record.items()},
-        "randomization": {key: v[keep] for key, v in host.randomization._asdict().items()},
-        "mocap_pos": host.mocap_pos[keep],
-        "valid": host.valid[keep],
-        "qpos": None if tr.qpos is None else tr.qpos[keep],
-    }
+    batch = HostBatch(first=0, end=0, episode_ids=host.episode_ids, lengths=host.lengths, success=host.success,
+                      valid=host.valid, observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
+                      policy_record=host.policy_record,
+                      randomization=host.randomization._asdict() if randomized else None,
+                      mocap_pos=host.mocap_pos, qpos=tr.qpos)
+    return batch.select(keep)
 
 
 def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
@@ -174,31 +52,28 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     return n_batches, math.ceil(n_episodes / n_batches)
 
 
-def run_generation(cfg: GenerationConfig) -> GenerationResult:
-    """Generate the dataset that cfg describes; return the stats together with timing.
-
-    Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
-    env = make_env(cfg.env_name, cfg.env_config)
-    env.policy(cfg.policy_type)  # a ValueError for an unknown name, before the output file is created
-    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    settings = cfg.settings()
-    writer = DatasetWriter(
+def open_writer(cfg: GenerationConfig, env, per_batch: int) -> DatasetWriter:
+    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match)."""
+    return DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
         policy=cfg.policy_type,
         seed=cfg.seed,
-        config=settings | {"batch_size": per_batch, "env_config": env.config_dict()},
+        config=cfg.settings() | {"batch_size": per_batch, "env_config": env.config_dict()},
         model_xml=env.xml,
         obs_keys=tuple(env.obs_shapes),
         compression=cfg.compression,
         overwrite=cfg.overwrite,
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
-        randomized=cfg.randomization is not None,
         image_size=cfg.image_size if cfg.camera else None,
     )
-    first_batch = -(-writer.done // per_batch)  # batches already on disk (a resumed run) are skipped
+
+
+def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches: range, per_batch: int) -> None:
+    """Roll out each batch k of `batches` (episode ids [k * per_batch, (k + 1) * per_batch)) and hand it to
+    the writer. Batch k+1 is dispatched before batch k is fetched, so the device simulates while the host
+    writes."""
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
@@ -207,55 +82,42 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         # The full qpos is needed on the host only to render images: don't transfer it otherwise.
         return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
 
-    start = time.perf_counter()
-    try:
-        with stop_on_signals():
-            bar_label = f"{cfg.env_name}/{cfg.policy_type}"
-            with tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep", desc=bar_label,
-                      disable=not cfg.progress) as bar:
-                pending = launch(first_batch) if first_batch < n_batches else None
-                for k in range(first_batch, n_batches):
-                    # Dispatch batch k+1 before fetching batch k: the device simulates while the host writes.
-                    following = launch(k + 1) if k + 1 < n_batches else None
-                    host = jax.device_get(pending)
-                    keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-                    writer.write_batch(writer_batch(host, keep))
-                    bar.update(int(keep.sum()))
-                    pending = following
-            writer.close()
-    except Signalled as e:
-        writer.abort()  # the batches already handed over are written: they are complete
-        raise GenerationInterrupted(e.signum, writer.done, cfg.n_episodes, writer.store.partial) from None
-    except OSError as e:
-        writer.abort()
-        raise OSError(f"{e}; episodes 0 to {writer.done - 1} are safe in {writer.store.partial}; "
-                      "fix the cause and run again with --resume") from e
-    except BaseException:
-        writer.abort()
-        raise
-    wall = time.perf_counter() - start
+    with tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep",
+              desc=f"{cfg.env_name}/{cfg.policy_type}", disable=not cfg.progress) as bar:
+        pending = launch(batches[0]) if batches else None
+        for k in batches:
+            following = launch(k + 1) if k + 1 < batches.stop else None
+            host = jax.device_get(pending)
+            keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
+            writer.write_batch(host_batch(host, keep, cfg.randomization is not None))
+            bar.update(int(keep.sum()))
+            pending = following
 
-    n = writer.episodes
-    stats = {
-        "total_episodes": n,
-        "total_steps": writer.steps,
-        "mean_episode_length": writer.steps / max(n, 1),
-        "mean_reward": writer.reward_sum / max(n, 1),
-        "success_rate": writer.successes / max(n, 1),
-        "output_path": str(writer.path),
-        "file_size_mb": writer.path.stat().st_size / 1e6,
-        "invalid_episodes": writer.invalid,
-    }
-    simulated = (n_batches - first_batch) * per_batch * cfg.max_steps
+
+def run_generation(cfg: GenerationConfig) -> GenerationResult:
+    """Generate the dataset that cfg describes; return the stats together with timing.
+
+    Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
+    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
+    env = make_env(cfg.env_name, cfg.env_config)
+    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
+    writer = open_writer(cfg, env, per_batch)
+    batches = range(-(-writer.done // per_batch), n_batches)  # batches already on disk (a resumed run) are skipped
+    start = time.perf_counter()
+    with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
+                             stop=writer.abort):
+        simulate_batches(cfg, env, writer, batches, per_batch)
+        writer.close()
+    simulated = len(batches) * per_batch * cfg.max_steps
     return GenerationResult(
-        stats=stats,
-        wall_s=wall,
+        stats=writer.stats.summary(writer.path),
+        wall_s=time.perf_counter() - start,
         simulated_steps=simulated,
         physics_steps=simulated * env.arm.config.substeps,
         batch_size=per_batch,
         n_batches=n_batches,
-        frames=writer.frames,
-        render_s=writer.render_s,
+        frames=writer.encoder.frames,
+        render_s=writer.encoder.render_s,
     )
 
 

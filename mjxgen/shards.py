@@ -1,5 +1,5 @@
-"""Crash-safe dataset files: a run writes shards into `<output>.partial/`, and only a finished run becomes
-`<output>`.
+"""Where a run's files live: the output path's checks, crash-safe shards in `<output>.partial/`, and the
+finished `<output>`, which only a finished run becomes.
 
     data.h5.partial/
       manifest.json                 format, the run's config (what --resume must match), file attributes
@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +29,32 @@ import h5py
 MANIFEST = "manifest.json"
 _SHARD = re.compile(r"^part-(\d{9})-(\d{9})\.h5$")
 LIBVER = ("v110", "latest")  # HDF5 >= 1.10 structures: far smaller for thousands of small datasets
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool, resume: bool = False) -> Path:
+    """Refuse an existing file (unless overwrite or resume), a directory, or a location that can't be
+    written. With overwrite, an existing file and an unfinished run of it are removed."""
+    path = Path(path)
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other")
+    if path.is_dir():
+        raise ValueError(f"output path {path} is a directory; give a file name such as {path / 'data.h5'}")
+    if path.exists() and not (overwrite or resume):
+        raise FileExistsError(f"output file {path} already exists; pass --overwrite (overwrite=True) to replace it")
+    if overwrite:
+        path.unlink(missing_ok=True)
+        shutil.rmtree(partial_dir(path), ignore_errors=True)
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"cannot create output directory {parent}: {e.strerror or e}") from None
+    try:  # a real probe: os.access says yes to root even on a read-only filesystem
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".mjxgen-probe-"):
+            pass
+    except OSError as e:
+        raise PermissionError(f"output directory {parent} is not writable: {e.strerror or e}") from None
+    return path
 
 
 def partial_dir(output: str | os.PathLike) -> Path:

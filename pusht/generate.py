@@ -22,9 +22,9 @@ SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.shards): a kill loses at
 
 def parse_args(argv=None) -> argparse.Namespace:
     # Imported here, not at the top: spawned workers import this module, and mjxgen loads JAX.
-    from mjxgen.cli import _Parser, non_negative_int, positive_int
+    from mjxgen.cli import Parser, non_negative_int, positive_int
 
-    p = _Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
     p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="numpy.random.default_rng seed of the DMP parameters and reset seeds (the reference's draws)")
@@ -52,6 +52,66 @@ def _init_worker():
     util.Finalize(None, close_env, exitpriority=10)  # runs when the worker exits cleanly
 
 
+def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> tuple[dict, dict, int]:
+    """(the run's config: what --resume must match, the file's attributes, the number of videos)."""
+    import dataclasses
+    import json
+
+    from mjxgen.layout import SAMPLES
+    from pusht import execute, plan
+
+    video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
+    n_videos = min(video_limit, num_samples)
+    config = {
+        "num_samples": num_samples,
+        "seed": seed,
+        "scale_forcing": cfg.scale_forcing,
+        "videos": n_videos,
+        "video_dir": os.fspath(video_dir) if n_videos else None,
+        "shard_size": shard_size,
+        "dmp": dataclasses.asdict(cfg),  # every range, the basis, alpha_s, substeps, clip and step limiter
+        "dmp_dt": plan.dmp_dt(cfg),
+        "control_dt": execute.CONTROL_DT,
+        "reset_seed_range": [0, plan.RESET_SEED_HIGH],
+        "env": {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
+                "max_episode_steps": 300},
+    }
+    attrs = {"format": SAMPLES.format, "format_version": SAMPLES.version, "complete": False, "seed": seed,
+             "num_samples": num_samples, "scale_forcing": cfg.scale_forcing,
+             "scale_forcing_by_goal_delta": cfg.scale_forcing, "dmp_dt_substeps": cfg.substeps,
+             "video_limit": video_limit, "config": json.dumps(config, sort_keys=True),
+             "versions": json.dumps(execute.versions(), sort_keys=True)}
+    if video_limit:
+        attrs["video_directory"] = os.fspath(video_dir)
+    return config, attrs, n_videos
+
+
+def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_samples: int, bar, cfg) -> None:
+    """Run the tasks in worker processes and write their samples in index order, one shard per shard_size."""
+    from pusht import execute, plan, writer
+
+    # Always worker processes, even for one: envs then run in the same kind of process (no JAX) whatever the
+    # count, and this process stays free to write.
+    with warnings.catch_warnings():
+        # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+    try:
+        pending = []
+        for p, ex in zip(plans, pool.imap(execute.execute, tasks, chunksize=1)):
+            pending.append((p, ex))
+            bar.update(1)
+            if (p.index + 1) % shard_size == 0 or p.index + 1 == num_samples:
+                store.write_shard(pending[0][0].index, p.index + 1,
+                                  lambda f: [writer.write_sample(f, q, e, plan.dmp_dt(cfg), cfg.alpha_s)
+                                             for q, e in pending])
+                pending = []
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
+
 def generate(
     num_samples: int,
     seed: int,
@@ -66,98 +126,39 @@ def generate(
     shard_size: int = SHARD_SIZE,
     dmp_config=None,
 ) -> dict:
-    """Generate the dataset; returns counts.
+    """Generate the dataset; returns seed 000's stats (as mjxgen's generate_dataset does) and `videos`.
 
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
     and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
     and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
     kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own."""
     import dataclasses
-    import json
 
     from kernels import dmp
     from mjxgen import shards
-    from mjxgen.generate import GenerationInterrupted
-    from mjxgen.signals import Signalled, stop_on_signals
-    from mjxgen.writer import check_output_path
+    from mjxgen.layout import SAMPLES
+    from mjxgen.signals import saving_what_is_done
+    from mjxgen.stats import RunStats
     from pusht import execute, plan, writer
 
     for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
-    out = check_output_path(output_h5, overwrite, resume)
+    out = shards.check_output_path(output_h5, overwrite, resume)
     cfg = dataclasses.replace(dmp_config or dmp.PUSHT_REFERENCE, scale_forcing=bool(scale_forcing))
-    video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
-    n_videos = min(video_limit, num_samples)
-    dmp_dt = plan.dmp_dt(cfg)
-    config = {
-        "num_samples": num_samples,
-        "seed": seed,
-        "scale_forcing": cfg.scale_forcing,
-        "videos": n_videos,
-        "video_dir": os.fspath(video_dir) if n_videos else None,
-        "shard_size": shard_size,
-        "dmp": dataclasses.asdict(cfg),  # every range, the basis, alpha_s, substeps, clip and step limiter
-        "dmp_dt": dmp_dt,
-        "control_dt": execute.CONTROL_DT,
-        "reset_seed_range": [0, plan.RESET_SEED_HIGH],
-        "env": {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
-                "max_episode_steps": 300},
-    }
-    versions = execute.versions()
-    attrs = {"format": writer.FORMAT, "format_version": writer.FORMAT_VERSION, "complete": False, "seed": seed,
-             "num_samples": num_samples, "scale_forcing": cfg.scale_forcing,
-             "scale_forcing_by_goal_delta": cfg.scale_forcing, "dmp_dt_substeps": cfg.substeps,
-             "video_limit": video_limit, "config": json.dumps(config, sort_keys=True),
-             "versions": json.dumps(versions, sort_keys=True)}
-    if video_limit:
-        attrs["video_directory"] = os.fspath(video_dir)
-    store = shards.ShardStore.open(out, writer.FORMAT, config, attrs, resume)
+    config, attrs, n_videos = _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg)
+    store = shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume)
     done = store.done  # samples [0, done) are on disk already (a resumed run)
-
     plans = plan.plan(seed, num_samples, cfg, first=done) if done < num_samples else []
-    tasks = [
-        execute.Task(p.index, p.reset_seed, p.actions_pixels(),
-                     str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
-        for p in plans
-    ]
-    pool = None
-    bar = tqdm(total=num_samples, initial=done, desc="trajectories", unit="traj", disable=not progress)
-    try:
-        with stop_on_signals():
-            # Always worker processes, even for one: envs then run in the same kind of process (no JAX)
-            # whatever the count, and this process stays free to write.
-            with warnings.catch_warnings():
-                # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
-                warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-                pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-            results = pool.imap(execute.execute, tasks, chunksize=1)
-            pending = []
-            for p, ex in zip(plans, results):
-                pending.append((p, ex))
-                bar.update(1)
-                if (p.index + 1) % shard_size == 0 or p.index + 1 == num_samples:
-                    store.write_shard(pending[0][0].index, p.index + 1,
-                                      lambda f: [writer.write_sample(f, q, e, dmp_dt, cfg.alpha_s)
-                                                 for q, e in pending])
-                    pending = []
-            pool.close()
-            pool.join()
-            stats = {"num_samples": num_samples, "terminated": 0, "total_steps": 0, "videos": n_videos}
-            for _, g in shards.iter_groups(store.partial):
-                stats["terminated"] += bool(g.attrs["terminated"])
-                stats["total_steps"] += int(g.attrs["executed_steps"])
-            store.finalize({"total_steps": stats["total_steps"]})
-    except Signalled as e:
-        raise GenerationInterrupted(e.signum, store.done, num_samples, store.partial, unit="samples") from None
-    except OSError as e:
-        raise OSError(f"writing {store.partial} failed: {e}; samples 0 to {store.done - 1} are safe there; "
-                      "fix the cause and run again with --resume") from e
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-    return stats
+    tasks = [execute.Task(p.index, p.reset_seed, p.actions_pixels(),
+                          str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
+             for p in plans]
+    with tqdm(total=num_samples, initial=done, desc="trajectories", unit="traj", disable=not progress) as bar, \
+            saving_what_is_done(lambda: store.done, store.partial, num_samples, "samples"):
+        _execute_and_write(store, plans, tasks, workers, shard_size, num_samples, bar, cfg)
+        stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
+        store.finalize({"total_steps": stats.steps})
+    return stats.summary(out) | {"videos": n_videos}
 
 
 def main(argv=None) -> int:
@@ -174,8 +175,9 @@ def main(argv=None) -> int:
     )
     if status:
         return status
-    print(f"{stats['num_samples']} samples, {stats['total_steps']} env steps, {stats['terminated']} reached the goal "
-          f"pose, {stats['videos']} videos -> {args.output_h5}")
+    from mjxgen.stats import print_table, stats_rows
+
+    print_table(stats_rows(stats) + [("Videos", str(stats["videos"]))])
     return 0
 
 

@@ -24,7 +24,7 @@
 W = planned_steps, n = executed_steps <= W: the episode ends early when the T is placed (terminated).
 File attributes: seed 003's num_samples, seed, scale_forcing_by_goal_delta, dmp_dt_substeps, video_limit,
 [video_directory]; ours: format, format_version, complete, scale_forcing, config (JSON), versions (JSON, with
-gym-pusht and pymunk), total_steps.
+gym-pusht and pymunk), total_steps. The names are mjxgen.layout's (SAMPLES, SAMPLE_ARRAYS, SAMPLE_JSON).
 """
 
 from __future__ import annotations
@@ -34,36 +34,35 @@ import json
 import h5py
 import numpy as np
 
+from mjxgen.layout import SAMPLE_ARRAYS, SAMPLE_DTYPE, SAMPLE_JSON, SAMPLES
 from pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
 from pusht.plan import Plan
-
-FORMAT = "mjxgen-pusht"
-FORMAT_VERSION = 2  # 2: nsf_rl's DMP semantics (waypoints from the start, 3 bases, dmp_dt 0.0125)
-
-
-def group_name(index: int) -> str:
-    return f"sample_{index:05d}"
 
 
 def video_name(index: int) -> str:
     return f"sample_{index:03d}.mp4"
 
 
-def _f32(x) -> np.ndarray:
-    return np.asarray(x, np.float32)
-
-
 def write_sample(f: h5py.File, plan: Plan, ex: Executed, dmp_dt: float, alpha_s: float) -> None:
     """Write one sample's group (seed 003's fields) into an open file."""
     assert plan.index == ex.index
-    n = len(ex.actions)
-    g = f.create_group(group_name(plan.index))
+    g = f.create_group(SAMPLES.group_name(plan.index))
+    g.attrs.update(_attrs(plan, ex, dmp_dt, alpha_s))
+    arrays = _arrays(plan, ex, alpha_s)
+    for name in SAMPLE_ARRAYS:
+        g.create_dataset(name, data=np.asarray(arrays[name], SAMPLE_DTYPE))
+    blobs = _json(ex)
+    for name in SAMPLE_JSON:
+        g.create_dataset(name, data=json_dumps(blobs[name]), dtype=h5py.string_dtype("utf-8"))
+
+
+def _attrs(plan: Plan, ex: Executed, dmp_dt: float, alpha_s: float) -> dict:
     attrs = {
         "seed": plan.reset_seed,
         "duration": plan.duration,
         "stiffness": plan.stiffness,
         "damping": float(2.0 * np.sqrt(plan.stiffness)),
-        "executed_steps": n,
+        "executed_steps": len(ex.actions),
         "terminated": ex.terminated,
         "truncated": ex.truncated,
         "dmp_dt": dmp_dt,
@@ -72,11 +71,13 @@ def write_sample(f: h5py.File, plan: Plan, ex: Executed, dmp_dt: float, alpha_s:
         "sample_index": plan.index,
         "planned_steps": plan.n_actions,
     }
-    if ex.video_path:
-        attrs["video_path"] = ex.video_path
-    g.attrs.update(attrs)
+    return attrs | ({"video_path": ex.video_path} if ex.video_path else {})
+
+
+def _arrays(plan: Plan, ex: Executed, alpha_s: float) -> dict:
+    n = len(ex.actions)
     t_obs = CONTROL_DT * np.arange(n + 1, dtype=np.float32)
-    arrays = {
+    return {
         "weights": plan.weights,
         "start_pixels": plan.start_pixels,
         "start_normalized": plan.start_normalized,
@@ -95,17 +96,16 @@ def write_sample(f: h5py.File, plan: Plan, ex: Executed, dmp_dt: float, alpha_s:
         "observation_timestamps": t_obs,
         "rewards": ex.rewards,
     }
-    for name, value in arrays.items():
-        g.create_dataset(name, data=_f32(value))
+
+
+def _json(ex: Executed) -> dict:
     infos = [ex.reset_info, *ex.step_infos]
-    blobs = {
+    return {
         "reset_info": ex.reset_info,
         "env_info": ex.step_infos[-1] if ex.step_infos else {},
         "step_infos": ex.step_infos,
         **{f"env_{key}": [info.get(key) for info in infos] for key in INFO_KEYS},
     }
-    for name, value in blobs.items():
-        g.create_dataset(name, data=json_dumps(value), dtype=h5py.string_dtype("utf-8"))
 
 
 def read_json(group: h5py.Group, name: str):

@@ -7,7 +7,8 @@ import pytest
 from kernels import policies
 from mjxgen import make_env
 from mjxgen.reach.env import ReachEnv
-from mjxgen.generate import GenerationConfig, run_generation
+from mjxgen.config import GenerationConfig
+from mjxgen.generate import run_generation
 
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120

@@ -17,7 +17,7 @@ from kernels.randomize import RandomizationConfig
 from mjxgen import generate_dataset, make_env, shards
 from mjxgen.pick_place import PickPlaceConfig
 from mjxgen.reach import ReachConfig
-from mjxgen.generate import GenerationConfig
+from mjxgen.config import GenerationConfig
 
 # Issue 12's acceptance call: generate_dataset("reach", 24, "short.h5", "scripted", False, 30, 7).
 API_N, API_T, API_SEED = 24, 30, 7

@@ -1,6 +1,8 @@
 """generate_dataset -> HDF5 file -> TrajectoryDataset: layout, metadata, physics, stats."""
 
 import json
+import subprocess
+import sys
 
 import h5py
 import mujoco
@@ -10,7 +12,8 @@ import pytest
 from conftest import BATCH, HORIZON
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.generate import generate_dataset, plan_batches
-from mjxgen.generate import GenerationConfig
+from mjxgen.config import GenerationConfig
+from mjxgen.layout import HostBatch
 from mjxgen.writer import DatasetWriter
 
 SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}
@@ -137,20 +140,17 @@ def test_rejects_files_that_are_not_mjxgen_datasets(tmp_path):
 
 
 def _fake_batch(ids, horizon=5):
-    """A host batch of the writer's input format (arbitrary numbers: the writer does not interpret them)."""
+    """A HostBatch of arbitrary numbers (the writer does not interpret them)."""
     b = len(ids)
     rng = np.random.default_rng(0)
-    return {
-        "first": min(ids),
-        "end": max(ids) + 1,
-        "valid": np.ones(b, bool),
-        "episode_ids": np.asarray(ids),
-        "lengths": np.full(b, horizon),
-        "success": np.zeros(b, bool),
-        "rewards": rng.normal(size=(b, horizon)).astype(np.float32),
-        "actions": rng.normal(size=(b, horizon, 4)).astype(np.float32),
-        "observations": {k: rng.normal(size=(b, horizon, d)).astype(np.float32) for k, d in OBS.items()},
-    }
+    return HostBatch(
+        first=min(ids), end=max(ids) + 1, episode_ids=np.asarray(ids), lengths=np.full(b, horizon),
+        success=np.zeros(b, bool), valid=np.ones(b, bool),
+        observations={k: rng.normal(size=(b, horizon, d)).astype(np.float32) for k, d in OBS.items()},
+        actions=rng.normal(size=(b, horizon, 4)).astype(np.float32),
+        rewards=rng.normal(size=(b, horizon)).astype(np.float32),
+        policy_record={}, randomization=None, mocap_pos=np.zeros((b, 1, 3)), qpos=None,
+    )
 
 
 def _writer(path, compression="gzip"):
@@ -169,15 +169,14 @@ def test_other_codecs_round_trip(tmp_path, compression):
         assert f.attrs["complete"] and f.attrs["compression"] == compression
         ds = f["episode_1/observations/ee_pos"]
         assert ds.compression == (None if compression == "none" else compression)
-        np.testing.assert_array_equal(ds[()], batch["observations"]["ee_pos"][1].astype(np.float64))
+        np.testing.assert_array_equal(ds[()], batch.observations["ee_pos"][1].astype(np.float64))
 
 
 def test_writer_failure_is_reported_and_file_stays_incomplete(tmp_path):
     path = tmp_path / "broken.h5"
     w = _writer(path)
     w.write_batch(_fake_batch([0, 1]))
-    broken = _fake_batch([2])
-    del broken["rewards"]  # the shard for this batch fails half-way
+    broken = _fake_batch([2])._replace(rewards=None)  # the shard for this batch fails half-way
     w.write_batch(broken)
     with pytest.raises(OSError, match="writing .*broken.h5.partial failed"):
         w.close()
@@ -215,3 +214,71 @@ def test_plan_batches(n, batch, expected):
     n_batches, per = plan_batches(n, batch)
     assert (n_batches, per) == expected
     assert per <= batch and 0 <= n_batches * per - n < n_batches
+
+
+def test_obs_keys_selects_what_is_read(scripted_file):
+    ds = TrajectoryDataset(scripted_file[0], obs_keys=["ee_pos", "target_pos"])
+    item = ds[5]
+    assert set(item["observations"]) == {"ee_pos", "target_pos"} and set(ds.observations) == {"ee_pos", "target_pos"}
+    full = TrajectoryDataset(scripted_file[0])
+    np.testing.assert_array_equal(item["observations"]["ee_pos"], full[5]["observations"]["ee_pos"])
+    with pytest.raises(ValueError, match="no observation 'joint_angles'.*joint_pos"):
+        TrajectoryDataset(scripted_file[0], obs_keys=["joint_angles"])
+
+
+class _StandInRenderer:
+    """render.EpisodeRenderer's surface without GL: a frame whose pixels encode (episode mocap x, step)."""
+
+    def __init__(self, model_xml, height, width):
+        self.shape = (height, width, 3)
+
+    def render(self, qpos, mocap_pos, light_dir=None, camera_offset=None):
+        return np.stack([np.full(self.shape, (int(mocap_pos[0, 0]) + t) % 256, np.uint8) for t in range(len(qpos))])
+
+    def close(self):
+        pass
+
+
+def _image_file(path, monkeypatch, n_episodes, length, size):
+    from mjxgen import render
+
+    monkeypatch.setattr(render, "EpisodeRenderer", _StandInRenderer)
+    w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
+                      obs_keys=tuple(OBS), image_size=size)
+    for first in range(0, n_episodes, 100):
+        b = _fake_batch(list(range(first, first + 100)), horizon=length)
+        mocap = np.arange(first, first + 100, dtype=float)[:, None, None] * np.ones((1, 1, 3))
+        w.write_batch(b._replace(mocap_pos=mocap, qpos=np.zeros((100, length, 9))))
+    w.close()
+
+
+def test_images_are_read_one_frame_at_a_time(tmp_path, monkeypatch):
+    path = tmp_path / "images.h5"
+    _image_file(path, monkeypatch, 100, 6, (8, 10))
+    ds = TrajectoryDataset(path, obs_keys=["ee_pos", "image"])
+    item = ds[6 * 7 + 4]  # episode 7, step 4
+    assert item["observations"]["image"].shape == (8, 10, 3) and (item["observations"]["image"] == 7 + 4).all()
+    assert "image" not in TrajectoryDataset(path)[0]["observations"]  # not read unless asked
+    assert "image" not in ds.observations  # the in-memory arrays never hold images
+
+
+def test_memory_stays_flat_on_a_large_image_file(tmp_path, monkeypatch):
+    """1000 episodes x 20 frames of 64x64x3 = 246 MB of images: opening the file and reading 200 random items
+    must not load them (measured in a fresh process, ru_maxrss before and after)."""
+    path = tmp_path / "big.h5"
+    _image_file(path, monkeypatch, 1000, 20, (64, 64))
+    code = f"""
+import resource, numpy as np
+from mjxgen.dataset import TrajectoryDataset
+def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = rss()
+ds = TrajectoryDataset({str(path)!r}, obs_keys=["ee_pos", "image"])
+for i in np.random.default_rng(0).integers(0, len(ds), 200):
+    assert ds[int(i)]["observations"]["image"].shape == (64, 64, 3)
+print(len(ds), rss() - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    steps, grown_mb = out.stdout.split()
+    assert int(steps) == 20_000
+    assert float(grown_mb) < 40, f"RSS grew by {grown_mb} MB reading 200 items of a 246 MB image file"

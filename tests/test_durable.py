@@ -19,7 +19,8 @@ from conftest import DURABLE_BATCH, DURABLE_HORIZON, NanReach
 from mjxgen import cli, shards
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.envs import ENVS
-from mjxgen.generate import GenerationConfig, generate_dataset, run_generation
+from mjxgen.config import GenerationConfig
+from mjxgen.generate import generate_dataset, run_generation
 
 # 20 batches of 8 short episodes: one small compiled shape, shared by every test here.
 BATCH, HORIZON, N, SEED = DURABLE_BATCH, DURABLE_HORIZON, 160, 11

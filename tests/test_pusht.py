@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from mjxgen.layout import SAMPLES
 from pusht import compat, execute, generate, writer
 
 N = 12
@@ -50,7 +51,7 @@ def unscaled(tmp_path_factory):
 
 def test_every_field_with_consistent_lengths(files):
     with h5py.File(files[0]) as f:
-        assert f.attrs["complete"] and f.attrs["format"] == writer.FORMAT
+        assert f.attrs["complete"] and f.attrs["format"] == SAMPLES.format
         assert "gym-pusht" in json.loads(f.attrs["versions"]) and "pymunk" in json.loads(f.attrs["versions"])
         assert sorted(f) == [f"sample_{i:05d}" for i in range(N)]
         for name in f:
@@ -356,7 +357,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
     import signal
 
     from mjxgen import shards
-    from mjxgen.generate import GenerationInterrupted
+    from mjxgen.signals import GenerationInterrupted
     from mjxgen.signals import Signalled
 
     ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
@@ -379,7 +380,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="settings differ in seed"):
         generate.generate(10, 6, out, workers=1, progress=False, shard_size=4, resume=True)
     stats = generate.generate(10, 5, out, workers=2, progress=False, shard_size=4, resume=True)
-    assert stats["num_samples"] == 10
+    assert stats["total_episodes"] == 10
     a, b = _all(ref), _all(out)
     assert a.keys() == b.keys()
     for name in a:
@@ -391,3 +392,16 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
         assert a[name][1] == b[name][1]
     with h5py.File(out) as f:
         assert f.attrs["complete"] and f.attrs["total_steps"] == stats["total_steps"]
+
+
+def test_info_summarizes_a_pusht_file(files, capsys):
+    """`mjxgen info` reads PushT files through the shared layout and stats (before: "not an mjxgen dataset")."""
+    from mjxgen import cli
+
+    assert cli.main(["info", str(files[0])]) == 0
+    out = capsys.readouterr().out
+    with h5py.File(files[0]) as f:
+        steps = sum(int(f[n].attrs["executed_steps"]) for n in f)
+        reached = np.mean([bool(f[n].attrs["terminated"]) for n in f])
+    assert f"Episodes             {N}" in out and f"Total steps          {steps}" in out
+    assert f"Success rate         {reached:.1%}" in out and "mjxgen-pusht v2" in out

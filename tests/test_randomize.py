@@ -11,6 +11,7 @@ from kernels.randomize import RandomizationConfig, sample
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer, RenderError
 from mjxgen.rollout import TRACE_COUNT, rollout_batch
+from mjxgen.layout import HostBatch
 from mjxgen.writer import DatasetWriter
 
 DR = RandomizationConfig()
@@ -95,20 +96,20 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
     ids = [int(np.argmax(randomized.randomization.light_dir[:, 2])),  # light pointing up
            int(np.argmin(randomized.randomization.light_dir[:, 2]))]  # pointing down
     tr = randomized.trajectory
-    batch = {
-        "first": 0, "end": 2, "episode_ids": np.arange(2), "lengths": np.full(2, steps), "success": np.zeros(2, bool),
-        "valid": np.ones(2, bool), "rewards": tr.rewards[ids], "actions": tr.actions[ids], "qpos": tr.qpos[ids],
-        "observations": {k: v[ids] for k, v in tr.observations.items()},
-        "randomization": {k: v[ids] for k, v in randomized.randomization._asdict().items()},
-        "mocap_pos": randomized.mocap_pos[ids], "policy_record": {},
-    }
+    batch = HostBatch(
+        first=0, end=2, episode_ids=np.arange(2), lengths=np.full(2, steps), success=np.zeros(2, bool),
+        valid=np.ones(2, bool), observations={k: v[ids] for k, v in tr.observations.items()},
+        actions=tr.actions[ids], rewards=tr.rewards[ids], policy_record={},
+        randomization={k: v[ids] for k, v in randomized.randomization._asdict().items()},
+        mocap_pos=randomized.mocap_pos[ids], qpos=tr.qpos[ids],
+    )
     env = make_env("reach")
     path = tmp_path / "images.h5"
     w = DatasetWriter(path, env_name="reach", policy="scripted", seed=3, config={}, model_xml=env.xml,
-                      obs_keys=tuple(env.obs_shapes), randomized=True, image_size=(64, 64))
+                      obs_keys=tuple(env.obs_shapes), image_size=(64, 64))
     w.write_batch(batch)
     w.close()
-    assert w.frames == 2 * steps and w.render_s > 0
+    assert w.encoder.frames == 2 * steps and w.encoder.render_s > 0
     with h5py.File(path) as f:
         images = [f[f"episode_{i}/observations/image"] for i in range(2)]
         assert images[0].shape == (steps, 64, 64, 3) and images[0].dtype == np.uint8
