@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from kernels import policies
-from mjxgen.reach.env import ReachEnv
+from mjxgen.envs.reach import ReachEnv
 
 
 class NativeReach:

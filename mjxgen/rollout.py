@@ -17,7 +17,7 @@ from jax import lax
 
 from kernels import randomize
 from mjxgen import xla_config
-from mjxgen.arm import N_ARM_JOINTS
+from mjxgen.envs.arm import N_ARM_JOINTS
 from mjxgen.envs import make_env
 
 # How many times each rollout has been traced (= compiled), keyed by (env, policy, max_steps, batch).

@@ -6,7 +6,7 @@ import pytest
 
 from kernels import policies
 from mjxgen import make_env
-from mjxgen.reach.env import ReachEnv
+from mjxgen.envs.reach import ReachEnv
 from mjxgen.generate import GenerationConfig, run_generation
 
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).

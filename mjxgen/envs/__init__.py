@@ -7,13 +7,13 @@ from typing import Any
 
 
 def _reach():
-    from mjxgen.reach.env import ReachEnv
+    from mjxgen.envs.reach import ReachEnv
 
     return ReachEnv
 
 
 def _pick_place():
-    from mjxgen.pick_place.env import PickPlaceEnv
+    from mjxgen.envs.pick_place import PickPlaceEnv
 
     return PickPlaceEnv
 
