@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
-from kernels import pick_place as expert
+from kernels import pick_place_expert as expert
 from kernels import policies
 from mjxgen.envs.arm import FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
 
