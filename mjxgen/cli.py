@@ -122,7 +122,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
-    p.add_argument("--policy", choices=ENVS[env_name]().policy_names, default="scripted")
+    p.add_argument("--policy", choices=ENVS[env_name].policy_names, default="scripted")
     _add_common(p)
     argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)

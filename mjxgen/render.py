@@ -57,7 +57,6 @@ class EpisodeRenderer:
         self.data = mujoco.MjData(self.model)
         self.camera = self.model.camera(camera).id
         self._cam_pos = self.model.cam_pos[self.camera].copy()
-        self.frames = 0
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, light_dir: np.ndarray | None = None,
                camera_offset: np.ndarray | None = None) -> np.ndarray:
@@ -75,7 +74,6 @@ class EpisodeRenderer:
             mj.mj_camlight(m, d)
             self.renderer.update_scene(d, camera=self.camera)
             out[t] = self.renderer.render()
-        self.frames += len(qpos)
         return out
 
     def close(self) -> None:

@@ -73,7 +73,7 @@ def pick_place_file(tmp_path_factory):
 
 class NanReach(ReachEnv):
     """Reach whose "nan" policy sends NaN actions in episodes whose target lies beyond x = 0.5 m. Register it
-    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", lambda: NanReach)`."""
+    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", NanReach)`."""
 
     name = "reach_nan"
     policy_names = ("nan",)

@@ -21,7 +21,7 @@ from mujoco import mjx
 
 from kernels import pick_place_expert as expert
 from kernels import policies
-from mjxgen.envs.arm import FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
+from mjxgen.envs.arm import FINGER_OPEN, ArmConfig, ArmTask, refresh
 
 CUBE_HALF = 0.02  # m: half the cube's edge (pick_place.xml)
 
@@ -51,16 +51,6 @@ class PickPlaceEnv(ArmTask):
     name = "pick_place"
     config_class = PickPlaceConfig
     scene = "pick_place.xml"
-    obs_shapes = {
-        "joint_pos": (N_ARM_JOINTS,),
-        "joint_vel": (N_ARM_JOINTS,),
-        "ee_pos": (3,),
-        "target_pos": (3,),
-        "object_pos": (3,),
-        "object_quat": (4,),
-        "gripper_pos": (1,),
-        "place_pos": (3,),
-    }
     policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: PickPlaceConfig = PickPlaceConfig()):

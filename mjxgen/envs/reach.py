@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from kernels import policies
-from mjxgen.envs.arm import ArmConfig, ArmTask, N_ARM_JOINTS
+from mjxgen.envs.arm import ArmConfig, ArmTask
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,7 +40,6 @@ class ReachEnv(ArmTask):
     name = "reach"
     config_class = ReachConfig
     scene = "reach.xml"
-    obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
     policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: ReachConfig = ReachConfig()):
