@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from mjxgen.envs import ENVS
 from mjxgen.generate import GenerationConfig, GenerationInterrupted, run_generation
+from mjxgen.runtime import configure
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 
@@ -118,6 +119,7 @@ def _common(a: argparse.Namespace) -> dict:
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
+    configure()
     p = _Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
@@ -139,6 +141,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
+    configure()
     p = _Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mjxgen.envs import env_class, env_config_type, make_env
+from mjxgen.runtime import configure
 from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.signals import Signalled, stop_on_signals
 from kernels.randomize import RandomizationConfig
@@ -179,6 +180,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
     finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
+    configure()
     env = make_env(cfg.env_name, cfg.env_config)
     env.policy(cfg.policy_type)  # a ValueError for an unknown name, before the output file is created
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)

@@ -16,7 +16,7 @@ import numpy as np
 from jax import lax
 
 from kernels import randomize
-from mjxgen import xla_config
+from mjxgen import runtime, xla_config
 from mjxgen.envs.arm import N_ARM_JOINTS
 from mjxgen.envs import make_env
 
@@ -134,6 +134,7 @@ def rollout_batch(
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
     """
+    runtime.configure()  # the XLA flags, if nothing has set them yet (idempotent)
     if isinstance(env, str):
         env = make_env(env)
     env.policy(policy)  # a ValueError for an unknown name, before anything is traced

@@ -79,9 +79,11 @@ def generate(
     from mjxgen import shards
     from mjxgen.generate import GenerationInterrupted
     from mjxgen.signals import Signalled, stop_on_signals
+    from mjxgen.runtime import configure
     from mjxgen.writer import check_output_path
     from pusht import execute, plan, writer
 
+    configure()  # the XLA flags before the planner's first JAX computation
     for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
@@ -161,6 +163,9 @@ def generate(
 
 
 def main(argv=None) -> int:
+    from mjxgen.runtime import configure
+
+    configure()
     args = parse_args(argv)
     if args.video_samples > MAX_VIDEOS:
         print(f"note: --video-samples {args.video_samples} is capped at {MAX_VIDEOS}", file=sys.stderr)

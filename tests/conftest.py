@@ -1,6 +1,9 @@
 """Shared fixtures. Each jitted shape compiles once per session: small batches, one horizon."""
 
-import mjxgen  # noqa: F401  (first: sets the XLA flags before jax starts)
+import mjxgen
+
+mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
+
 import jax.numpy as jnp
 import pytest
 

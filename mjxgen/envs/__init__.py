@@ -11,11 +11,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 import mujoco
-from mujoco import mjx
 
-from kernels import policies, randomize
-from mjxgen.envs.pick_place import PickPlaceEnv
-from mjxgen.envs.reach import ReachEnv
+from mjxgen import runtime
+
+with runtime.warp_prints_hidden():  # mjxgen's first import of MJX: every module that uses it is in this package
+    from mujoco import mjx
+
+from kernels import policies, randomize  # noqa: E402
+from mjxgen.envs.pick_place import PickPlaceEnv  # noqa: E402
+from mjxgen.envs.reach import ReachEnv  # noqa: E402
 
 
 @runtime_checkable
@@ -83,7 +87,9 @@ def make_env(name: str, config: Any = None) -> Env:
     """The env of that name, with `config` (the task's config dataclass; None: its defaults).
 
     Cached by (name, config): the same pair gives the same env object, so one compiled rollout per shape,
-    and two different configs never share an env."""
+    and two different configs never share an env. Calls mjxgen.configure() first: the env's arrays are the
+    first JAX computation of many programs."""
+    runtime.configure()
     cls = env_config_type(name, config)
     return _make_env(name, cls() if config is None else config)
 
