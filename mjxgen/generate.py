@@ -15,8 +15,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mjxgen.envs import env_class, env_config_type, make_env
-from mjxgen.runtime import configure
 from mjxgen.rollout import Rollout, rollout_batch
+from mjxgen.runtime import configure
 from mjxgen.signals import Signalled, stop_on_signals
 from kernels.randomize import RandomizationConfig
 from mjxgen.writer import COMPRESSIONS, ON_INVALID, DatasetWriter

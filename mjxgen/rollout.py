@@ -63,8 +63,8 @@ def _episode(env, policy, m, seed, episode_id, max_steps: int, randomization):
     """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
     key = episode_key(seed, episode_id)
     reset_key, policy_key = jax.random.split(key)
-    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), randomization, jnp.asarray(env.mj_model.light_dir[0]),
-                            N_ARM_JOINTS)
+    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), randomization,
+                            jnp.asarray(env.mj_model.light_dir[0]), N_ARM_JOINTS)
     state = env.reset(m, reset_key)
     m, state = env.randomize(m, state, draw)  # this episode's model: batched fields under vmap
     policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state))

@@ -78,8 +78,8 @@ def generate(
     from kernels import dmp
     from mjxgen import shards
     from mjxgen.generate import GenerationInterrupted
-    from mjxgen.signals import Signalled, stop_on_signals
     from mjxgen.runtime import configure
+    from mjxgen.signals import Signalled, stop_on_signals
     from mjxgen.writer import check_output_path
     from pusht import execute, plan, writer
 

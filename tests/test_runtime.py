@@ -1,4 +1,4 @@
-"""No import side effects; `mjxgen.configure()` sets the XLA flags and the GL backend, and every entry point calls it."""
+"""No import side effects; `mjxgen.configure()` sets the XLA flags and GL backend; entry points call it first."""
 
 import ctypes.util
 import importlib
