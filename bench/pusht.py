@@ -23,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import mjxgen  # noqa: F401  (first: the XLA flags)
+import mjxgen
+
+mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
+
 import jax
 import jax.numpy as jnp
 

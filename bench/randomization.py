@@ -16,7 +16,10 @@ import json
 import os
 import time
 
-import mjxgen  # noqa: F401  (first: the XLA flags, the GL backend)
+import mjxgen
+
+mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
+
 import jax
 import numpy as np
 

@@ -28,7 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import mjxgen  # noqa: F401  (first: the XLA flags)
+import mjxgen
+
+mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
+
 import jax
 import mujoco
 import numpy as np
@@ -60,7 +63,7 @@ def measure_rollout(env, batch: int, max_steps: int, policy: str):
         "compile_s": first - run,
         "rollout_s": run,
         "env_steps_per_s": steps / run,
-        "physics_steps_per_s": steps * env.arm.config.substeps / run,
+        "physics_steps_per_s": steps * env.substeps / run,
         "episodes_per_s": batch / run,
     }
     return row, jax.device_get(out)
@@ -87,7 +90,7 @@ def baseline_seed_style(env, max_steps: int, seconds: float) -> dict:
         steps += native.run_scripted(rng.uniform(low, high), max_steps)
         episodes += 1
     wall = time.perf_counter() - t0
-    return {"env_steps_per_s": steps / wall, "physics_steps_per_s": steps * env.arm.config.substeps / wall,
+    return {"env_steps_per_s": steps / wall, "physics_steps_per_s": steps * env.substeps / wall,
             "episodes": episodes, "mean_length": steps / episodes}
 
 
@@ -102,7 +105,7 @@ def baseline_mujoco_rollout(env, batch: int, max_steps: int) -> dict:
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state = np.zeros(mujoco.mj_stateSize(m, spec))
     mujoco.mj_getState(m, d, state, spec)
-    nstep = max_steps * env.arm.config.substeps
+    nstep = max_steps * env.substeps
     rng = np.random.default_rng(0)
     control = m.key_ctrl[env.arm.home_key] + rng.uniform(-0.05, 0.05, (batch, 1, m.nu))
     control = np.clip(control, m.actuator_ctrlrange[:, 0], m.actuator_ctrlrange[:, 1])
@@ -113,7 +116,7 @@ def baseline_mujoco_rollout(env, batch: int, max_steps: int) -> dict:
     wall = time.perf_counter() - t0
     physics = batch * nstep
     return {"batch": batch, "threads": nthread, "physics_steps_per_s": physics / wall,
-            "env_steps_per_s": physics / env.arm.config.substeps / wall}
+            "env_steps_per_s": physics / env.substeps / wall}
 
 
 def measure_writer(env, host, codec: str) -> dict:

@@ -1,8 +1,9 @@
 """Domain-randomization samplers: pure JAX, one draw per episode from that episode's own key.
 
-The ranges travel into the jitted rollout as an array argument (`RandomizationConfig.ranges()`), so turning
-randomization on or off, or changing a range, reuses the compiled program. With randomization off every
-range is 0: every scale is exactly 1 and every offset exactly 0, and the model is unchanged.
+`RandomizationConfig` is a pytree: its fields travel into the jitted rollout as float32 array leaves
+(`as_arrays`), so turning randomization on or off, or changing a range, reuses the compiled program. With
+randomization off (`OFF`) every range is 0: every scale is exactly 1 and every offset exactly 0, and the model
+is unchanged.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RandomizationConfig:
-    """Per-episode randomization. A scale s means a factor uniform in [1 - s, 1 + s]; 0 turns that item off."""
+    """Per-episode randomization. A scale s means a factor uniform in [1 - s, 1 + s]; 0 turns that item off.
+
+    A pytree whose every field is a leaf; inside the rollout the leaves are float32 arrays (`as_arrays`)."""
 
     light: bool = True  # light direction uniform on the unit sphere (seed 000); it changes camera images only
     friction: float = 0.2  # sliding (and pair tangential) friction of every contact, +-20% (seed 000)
@@ -27,16 +30,15 @@ class RandomizationConfig:
     joint_noise: float = 0.02  # rad: the start posture's arm joints, each offset uniformly by up to this much
     camera_jitter: float = 0.02  # m: the camera's position, each axis offset uniformly by up to this much
 
-    def ranges(self) -> np.ndarray:
-        """The traced form: [light, friction, object_mass, joint_damping, actuator_gain, joint_noise, camera]."""
-        return np.array(
-            [float(self.light), self.friction, self.object_mass, self.joint_damping, self.actuator_gain,
-             self.joint_noise, self.camera_jitter],
-            np.float32,
-        )
+    def as_arrays(self) -> RandomizationConfig:
+        """The traced form: every field a float32 array (light: 1.0 or 0.0), never weakly typed, so another
+        range or switching randomization on or off does not recompile."""
+        return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), self)
 
 
-OFF = np.zeros(7, np.float32)  # ranges() of "no randomization"
+# No randomization: every item off.
+OFF = RandomizationConfig(light=False, friction=0.0, object_mass=0.0, joint_damping=0.0, actuator_gain=0.0,
+                          joint_noise=0.0, camera_jitter=0.0)
 
 
 class Draw(NamedTuple):
@@ -55,18 +57,17 @@ def _scale(key, s):
     return 1.0 + s * jax.random.uniform(key, (), minval=-1.0, maxval=1.0)
 
 
-def sample(key: jax.Array, ranges: jax.Array, default_light_dir: jax.Array, n_joints: int) -> Draw:
-    """One episode's draw. `ranges` is RandomizationConfig.ranges() (or OFF)."""
+def sample(key: jax.Array, cfg: RandomizationConfig, default_light_dir: jax.Array, n_joints: int) -> Draw:
+    """One episode's draw. `cfg` is a RandomizationConfig (OFF for none), as float32 arrays in the rollout."""
     k = jax.random.split(key, 7)
-    on, friction, mass, damping, gain, noise, camera = (ranges[i] for i in range(7))
     g = jax.random.normal(k[0], (3,))
-    light = jnp.where(on > 0, g / jnp.maximum(jnp.linalg.norm(g), 1e-9), default_light_dir)
+    light = jnp.where(cfg.light > 0, g / jnp.maximum(jnp.linalg.norm(g), 1e-9), default_light_dir)
     return Draw(
         light_dir=light.astype(jnp.float32),
-        friction_scale=_scale(k[1], friction),
-        object_mass_scale=_scale(k[2], mass),
-        joint_damping_scale=_scale(k[3], damping),
-        actuator_gain_scale=_scale(k[4], gain),
-        joint_offset=noise * jax.random.uniform(k[5], (n_joints,), minval=-1.0, maxval=1.0),
-        camera_offset=camera * jax.random.uniform(k[6], (3,), minval=-1.0, maxval=1.0),
+        friction_scale=_scale(k[1], cfg.friction),
+        object_mass_scale=_scale(k[2], cfg.object_mass),
+        joint_damping_scale=_scale(k[3], cfg.joint_damping),
+        actuator_gain_scale=_scale(k[4], cfg.actuator_gain),
+        joint_offset=cfg.joint_noise * jax.random.uniform(k[5], (n_joints,), minval=-1.0, maxval=1.0),
+        camera_offset=cfg.camera_jitter * jax.random.uniform(k[6], (3,), minval=-1.0, maxval=1.0),
     )

@@ -1,33 +1,16 @@
-"""mjxgen: vectorized MJX batch simulation for robot-learning trajectory datasets."""
+"""mjxgen: vectorized MJX batch simulation for robot-learning trajectory datasets.
 
-import contextlib as _contextlib
-import io as _io
-import sys as _sys
+Importing it changes no environment variable and prints nothing. `configure()` applies the XLA flags and the
+GL backend choice; the CLIs, generate_dataset, make_env and rollout_batch call it, and code that computes
+with JAX before them should call it first.
+"""
 
-from mjxgen import render as _render
-from mjxgen import xla_config as _xla_config
+from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
+from mjxgen.envs import make_env
+from mjxgen.generate import generate_dataset
+from mjxgen.rollout import Rollout, rollout_batch
+from mjxgen.runtime import configure
 
-_xla_config.configure()  # before anything imports jax and creates its CPU backend
-_render.configure_gl()  # before mujoco is imported: it reads MUJOCO_GL once
-
-
-def _import_mjx_quietly() -> None:
-    """Import mujoco.mjx without its "Failed to import warp" prints (Warp is optional; the JAX backend
-    is used). Anything else it prints is passed through."""
-    buf = _io.StringIO()
-    with _contextlib.redirect_stdout(buf):
-        import mujoco.mjx  # noqa: F401
-    for line in buf.getvalue().splitlines():
-        if not line.startswith(("Failed to import warp", "Failed to import mujoco_warp")):
-            print(line, file=_sys.stdout)
-
-
-_import_mjx_quietly()
-
-from mjxgen.dataset import DatasetFormatError, TrajectoryDataset  # noqa: E402
-from mjxgen.envs import make_env  # noqa: E402
-from mjxgen.generate import generate_dataset  # noqa: E402
-from mjxgen.rollout import Rollout, rollout_batch  # noqa: E402
-
-__all__ = ["make_env", "rollout_batch", "Rollout", "generate_dataset", "TrajectoryDataset", "DatasetFormatError"]
+__all__ = ["configure", "make_env", "rollout_batch", "Rollout", "generate_dataset", "TrajectoryDataset",
+           "DatasetFormatError"]
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation
 from mjxgen.signals import GenerationInterrupted
 from mjxgen.stats import print_table, stats_rows
+from mjxgen.runtime import configure
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 
@@ -110,11 +111,12 @@ def _common(a: argparse.Namespace) -> dict:
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
+    configure()
     p = Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
-    p.add_argument("--policy", choices=ENVS[env_name]().policy_names, default="scripted")
+    p.add_argument("--policy", choices=ENVS[env_name].policy_names, default="scripted")
     _add_common(p)
     argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
@@ -131,6 +133,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
+    configure()
     p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")

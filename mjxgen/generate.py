@@ -17,8 +17,10 @@ from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
 from mjxgen.layout import HostBatch
 from mjxgen.rollout import Rollout, rollout_batch
+from mjxgen.runtime import configure
 from mjxgen.signals import saving_what_is_done
 from mjxgen.writer import DatasetWriter
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GenerationResult:
@@ -99,6 +101,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
     finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
+    configure()
     env = make_env(cfg.env_name, cfg.env_config)
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
     writer = open_writer(cfg, env, per_batch)
@@ -113,7 +116,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         stats=writer.stats.summary(writer.path),
         wall_s=time.perf_counter() - start,
         simulated_steps=simulated,
-        physics_steps=simulated * env.arm.config.substeps,
+        physics_steps=simulated * env.substeps,
         batch_size=per_batch,
         n_batches=n_batches,
         frames=writer.encoder.frames,

@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from kernels import policies
-from mjxgen.reach.env import ReachEnv
+from mjxgen.envs.reach import ReachEnv, ReachState
 
 
 class NativeReach:
@@ -35,13 +35,9 @@ class NativeReach:
         return self.observe()
 
     def observe(self) -> dict[str, np.ndarray]:
-        d, arm = self.data, self.arm
-        return {
-            "joint_pos": d.qpos[arm.arm_qpos_adr].copy(),
-            "joint_vel": d.qvel[arm.arm_dof_adr].copy(),
-            "ee_pos": d.site_xpos[arm.tcp_site].copy(),
-            "target_pos": self._target.copy(),
-        }
+        """ReachEnv.observe on the MjData (it only indexes arrays), copied out of the live buffers."""
+        obs = self.env.observe(ReachState(data=self.data, target_pos=self._target))
+        return {k: np.array(v, copy=True) for k, v in obs.items()}
 
     def step(self, action) -> tuple[float, bool]:
         """One control step, as ReachEnv.step: IK, `substeps` mj_step calls, kinematics refresh."""
@@ -49,7 +45,7 @@ class NativeReach:
         mujoco.mj_jacSite(m, d, self._jacp, None, arm.tcp_site)
         q = d.qpos[arm.arm_qpos_adr]
         d.ctrl[:] = arm.next_ctrl(self._jacp[:, arm.arm_dof_adr], q, d.ctrl, np.asarray(action, np.float64), np)
-        for _ in range(arm.config.substeps):
+        for _ in range(self.env.substeps):
             mujoco.mj_step(m, d)
         mujoco.mj_kinematics(m, d)
         mujoco.mj_comPos(m, d)

@@ -1,8 +1,8 @@
 """Camera images: MuJoCo's own renderer on the host, from the recorded physics states.
 
-The OpenGL backend is picked before MuJoCo is imported (`configure_gl`, called by mjxgen/__init__): the
-user's MUJOCO_GL if set; a window system's default where there is a display; otherwise EGL, else OSMesa,
-whichever library is present. Without any, asking for images fails with one clear line.
+The OpenGL backend is picked by `configure_gl` (called by `mjxgen.configure()`, and before every renderer is
+made): the user's MUJOCO_GL if set; a window system's default where there is a display; otherwise EGL, else
+OSMesa, whichever library is present. Without any, asking for images fails with one clear line.
 
 MJX's batch renderer (the Warp backend, GPU only) is not used yet: every image comes from this module.
 """
@@ -10,7 +10,9 @@ MJX's batch renderer (the Warp backend, GPU only) is not used yet: every image c
 from __future__ import annotations
 
 import ctypes.util
+import importlib
 import os
+import sys
 
 import numpy as np
 
@@ -29,8 +31,17 @@ def configure_gl() -> str | None:
         if ctypes.util.find_library(library):
             os.environ["MUJOCO_GL"] = backend
             os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            _reread_mujoco_gl()
             return backend
     return None
+
+
+def _reread_mujoco_gl() -> None:
+    """MuJoCo reads MUJOCO_GL when it imports its gl_context module, and mujoco.Renderer takes
+    gl_context.GLContext when it is built: if mujoco is already imported, reload that module."""
+    module = sys.modules.get("mujoco.rendering.classic.gl_context")
+    if module is not None:
+        importlib.reload(module)
 
 
 class EpisodeRenderer:
@@ -38,6 +49,7 @@ class EpisodeRenderer:
     GL context belongs to the thread that made it)."""
 
     def __init__(self, model_xml: str, height: int, width: int, camera: str = "front"):
+        configure_gl()
         import mujoco
 
         self._mujoco = mujoco
@@ -57,7 +69,6 @@ class EpisodeRenderer:
         self.data = mujoco.MjData(self.model)
         self.camera = self.model.camera(camera).id
         self._cam_pos = self.model.cam_pos[self.camera].copy()
-        self.frames = 0
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, light_dir: np.ndarray | None = None,
                camera_offset: np.ndarray | None = None) -> np.ndarray:
@@ -75,7 +86,6 @@ class EpisodeRenderer:
             mj.mj_camlight(m, d)
             self.renderer.update_scene(d, camera=self.camera)
             out[t] = self.renderer.render()
-        self.frames += len(qpos)
         return out
 
     def close(self) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 from jax import lax
 
 from kernels import randomize
-from mjxgen import xla_config
-from mjxgen.arm import N_ARM_JOINTS
+from mjxgen import runtime, xla_config
+from mjxgen.envs.arm import N_ARM_JOINTS
 from mjxgen.envs import make_env
 
 # How many times each rollout has been traced (= compiled), keyed by (env, policy, max_steps, batch).
@@ -59,12 +59,12 @@ INIT_KEY = 2**31 - 1
 RANDOMIZE_KEY = 2**31 - 2
 
 
-def _episode(env, policy, m, seed, episode_id, max_steps: int, ranges):
+def _episode(env, policy, m, seed, episode_id, max_steps: int, randomization):
     """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
     key = episode_key(seed, episode_id)
     reset_key, policy_key = jax.random.split(key)
-    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), ranges, jnp.asarray(env.mj_model.light_dir[0]),
-                            N_ARM_JOINTS)
+    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), randomization,
+                            jnp.asarray(env.mj_model.light_dir[0]), N_ARM_JOINTS)
     state = env.reset(m, reset_key)
     m, state = env.randomize(m, state, draw)  # this episode's model: batched fields under vmap
     policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state))
@@ -98,9 +98,9 @@ def default_chunk_size(env) -> int | None:
 def _compiled(env, policy_name: str, max_steps: int):
     policy = env.policy(policy_name)
 
-    def run(m, seed, episode_ids, ranges):
+    def run(m, seed, episode_ids, randomization):
         TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, ranges))(episode_ids)
+        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization))(episode_ids)
 
     return jax.jit(run)
 
@@ -134,6 +134,7 @@ def rollout_batch(
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
     """
+    runtime.configure()  # the XLA flags, if nothing has set them yet (idempotent)
     if isinstance(env, str):
         env = make_env(env)
     env.policy(policy)  # a ValueError for an unknown name, before anything is traced
@@ -148,12 +149,12 @@ def rollout_batch(
         chunk_size = default_chunk_size(env)
     fn = _compiled(env, policy, int(max_steps))
     seed = jnp.uint32(seed)
-    ranges = jnp.asarray(randomize.OFF if randomization is None else randomization.ranges())
+    dr = (randomize.OFF if randomization is None else randomization).as_arrays()  # float32 leaves: no recompile
     if chunk_size is None or ids.size <= chunk_size:
-        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), ranges)
+        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), dr)
     # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
     # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
     n_chunks = -(-ids.size // chunk_size)
     padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
-    parts = [fn(env.mjx_model, seed, jnp.asarray(c), ranges) for c in padded.reshape(n_chunks, chunk_size)]
+    parts = [fn(env.mjx_model, seed, jnp.asarray(c), dr) for c in padded.reshape(n_chunks, chunk_size)]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)

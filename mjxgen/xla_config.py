@@ -11,11 +11,13 @@ Two CPU traps (see the README, "CPU performance"):
    factorizations leave no thread to run the chunks. `cpu_safe_batch` gives the largest batch that
    stays under the split; `mjxgen.rollout` runs larger batches in chunks of that size.
 
-This module must not import jax: it is imported by `mjxgen/__init__.py` before anything else.
+Nothing here runs on import. `configure` is called by `mjxgen.configure()`, which must come before JAX creates
+its backend; this module does not import jax.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import math
 import os
@@ -27,6 +29,7 @@ FUSION_FLAG = "--xla_cpu_use_fusion_emitters=false"
 _LAPACK_SPLIT_FLOPS = 200_000
 
 
+@functools.cache
 def jaxlib_version() -> tuple[int, ...]:
     """The installed jaxlib version as a tuple of ints, e.g. (0, 9, 2); () if unknown."""
     try:
@@ -72,8 +75,9 @@ def configure() -> None:
         return  # the user chose a value; respect it
     if _backend_initialized():
         warnings.warn(
-            "mjxgen was imported after JAX created its backend, so XLA_FLAGS can no longer be set; "
-            f"MJX on the CPU will be very slow. Import mjxgen first, or set XLA_FLAGS={FUSION_FLAG}.",
+            "mjxgen.configure() ran after JAX created its backend, so XLA_FLAGS can no longer be set; "
+            "MJX on the CPU will be very slow. Call mjxgen.configure() before any JAX computation, "
+            f"or set XLA_FLAGS={FUSION_FLAG}.",
             stacklevel=2,
         )
         return

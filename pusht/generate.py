@@ -139,8 +139,10 @@ def generate(
     from mjxgen.layout import SAMPLES
     from mjxgen.signals import saving_what_is_done
     from mjxgen.stats import RunStats
+    from mjxgen.runtime import configure
     from pusht import execute, plan, writer
 
+    configure()  # the XLA flags before the planner's first JAX computation
     for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
@@ -162,6 +164,9 @@ def generate(
 
 
 def main(argv=None) -> int:
+    from mjxgen.runtime import configure
+
+    configure()
     args = parse_args(argv)
     if args.video_samples > MAX_VIDEOS:
         print(f"note: --video-samples {args.video_samples} is capped at {MAX_VIDEOS}", file=sys.stderr)

@@ -1,12 +1,15 @@
 """Shared fixtures. Each jitted shape compiles once per session: small batches, one horizon."""
 
-import mjxgen  # noqa: F401  (first: sets the XLA flags before jax starts)
+import mjxgen
+
+mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
+
 import jax.numpy as jnp
 import pytest
 
 from kernels import policies
 from mjxgen import make_env
-from mjxgen.reach.env import ReachEnv
+from mjxgen.envs.reach import ReachEnv
 from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation
 
@@ -74,7 +77,7 @@ def pick_place_file(tmp_path_factory):
 
 class NanReach(ReachEnv):
     """Reach whose "nan" policy sends NaN actions in episodes whose target lies beyond x = 0.5 m. Register it
-    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", lambda: NanReach)`."""
+    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", NanReach)`."""
 
     name = "reach_nan"
     policy_names = ("nan",)

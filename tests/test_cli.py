@@ -197,7 +197,7 @@ def test_on_invalid_flag(base, tmp_path, monkeypatch):
     from mjxgen.envs import ENVS
 
     c, _ = base
-    monkeypatch.setitem(ENVS, "reach_nan", lambda: NanReach)
+    monkeypatch.setitem(ENVS, "reach_nan", NanReach)
     flagged = _generate(c, tmp_path, "flag.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan",
                         extra=["--on-invalid", "flag"])
     dropped = _generate(c, tmp_path, "drop.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan")

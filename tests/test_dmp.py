@@ -3,7 +3,6 @@
 import dataclasses
 import math
 
-import mjxgen  # noqa: F401  (XLA flags first)
 import jax
 import jax.numpy as jnp
 import numpy as np

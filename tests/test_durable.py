@@ -150,7 +150,7 @@ def test_sigint_exits_130_with_a_resume_hint(tmp_path, tmp_path_factory, referen
 
 @pytest.mark.parametrize("mode", ["drop", "flag"])
 def test_nan_episodes_are_caught(tmp_path, monkeypatch, mode):
-    monkeypatch.setitem(ENVS, "reach_nan", lambda: NanReach)
+    monkeypatch.setitem(ENVS, "reach_nan", NanReach)
     path = tmp_path / f"{mode}.h5"
     stats = generate_dataset("reach_nan", 2 * BATCH, path, "nan", max_steps=HORIZON, seed=SEED, batch_size=BATCH,
                              on_invalid=mode, progress=False)

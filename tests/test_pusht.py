@@ -6,7 +6,6 @@ import math
 import subprocess
 import sys
 
-import mjxgen  # noqa: F401  (XLA flags first)
 import h5py
 import numpy as np
 import pytest

@@ -1,5 +1,7 @@
 """Domain randomization (seed 000's light and friction, and more) and camera images."""
 
+import dataclasses
+
 import h5py
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import BATCH, HORIZON
-from kernels.randomize import RandomizationConfig, sample
+from kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer, RenderError
 from mjxgen.rollout import TRACE_COUNT, rollout_batch
@@ -48,6 +50,38 @@ def test_switching_randomization_on_does_not_recompile(randomized):
     assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH)] == 1
 
 
+def test_off_and_other_ranges_reuse_the_compiled_rollout(randomized, reach_env):
+    for dr in (None, RandomizationConfig(light=False, friction=0.5, joint_noise=0.0)):
+        rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=3, max_steps=HORIZON, randomization=dr)
+    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH)] == 1
+
+
+def test_config_crosses_the_jit_as_named_float32_leaves():
+    leaves = jax.tree.leaves(DR.as_arrays())
+    assert len(leaves) == len(dataclasses.fields(RandomizationConfig))
+    assert all(x.dtype == jnp.float32 and not x.weak_type for x in leaves)
+    assert not any(dataclasses.asdict(OFF).values())  # OFF turns every item off, new ones included
+    assert hash(DR) == hash(RandomizationConfig()) and DR != OFF  # still a frozen, comparable config
+
+
+# Each config field -> the one Draw field it drives.
+DRIVES = {"light": "light_dir", "friction": "friction_scale", "object_mass": "object_mass_scale",
+          "joint_damping": "joint_damping_scale", "actuator_gain": "actuator_gain_scale",
+          "joint_noise": "joint_offset", "camera_jitter": "camera_offset"}
+
+
+def test_each_field_drives_its_own_draw_item():
+    light = jnp.array([0.0, 0.0, -1.0])
+    off = sample(jax.random.key(4), OFF.as_arrays(), light, 7)
+    assert set(DRIVES) == {f.name for f in dataclasses.fields(RandomizationConfig)}
+    for field, item in DRIVES.items():
+        cfg = dataclasses.replace(OFF, **{field: getattr(DR, field)})
+        draw = sample(jax.random.key(4), cfg.as_arrays(), light, 7)
+        changed = {name for name in Draw._fields
+                   if not np.array_equal(getattr(draw, name), getattr(off, name))}
+        assert changed == {item}, (field, changed)
+
+
 def test_draws_come_from_the_episode_key_alone(reach_env):
     """Episode i is the same in a batch of 16 and in a batch of 64, randomization on."""
     small = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(64), seed=5, max_steps=HORIZON,
@@ -62,7 +96,7 @@ def test_friction_changes_the_cube_motion():
     """Same (zero-motion) actions, the cube sliding at 0.3 m/s: low and high friction stop it differently."""
     env = make_env("pick_place")
     m = env.mjx_model
-    base = sample(jax.random.key(0), jnp.zeros(7), jnp.asarray(env.mj_model.light_dir[0]), 7)
+    base = sample(jax.random.key(0), OFF, jnp.asarray(env.mj_model.light_dir[0]), 7)
 
     @jax.jit
     def slide(friction_scale):

@@ -42,7 +42,7 @@ def test_configure_warns_when_too_late(monkeypatch):
     monkeypatch.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
     monkeypatch.setattr(xla_config, "_backend_initialized", lambda: True)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    with pytest.warns(UserWarning, match="Import mjxgen first"):
+    with pytest.warns(UserWarning, match=r"Call mjxgen.configure\(\) before any JAX computation"):
         xla_config.configure()
 
 

@@ -1,5 +1,5 @@
 """The pick_place task: `python -m mjxgen.pick_place`."""
 
-from mjxgen.pick_place.env import PickPlaceConfig, PickPlaceEnv, PickPlaceState
+from mjxgen.envs.pick_place import PickPlaceConfig, PickPlaceEnv, PickPlaceState
 
 __all__ = ["PickPlaceConfig", "PickPlaceEnv", "PickPlaceState"]

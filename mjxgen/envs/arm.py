@@ -11,6 +11,7 @@ damped-least-squares IK step on MJX's Jacobian; action[3] in [-1, 1] is the grip
 from __future__ import annotations
 
 import dataclasses
+import functools
 from importlib import resources
 
 import jax
@@ -142,11 +143,11 @@ def refresh(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 class ArmTask:
     """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state.
 
-    Subclasses set `name`, `scene`, `obs_shapes` and `policy_names`, take a config with an `arm: ArmConfig`
+    Subclasses set `name`, `config_class`, `scene` and `policy_names`, take a config with an `arm: ArmConfig`
     field, define reset, observe and step as pure functions of (model, state, ...), and extend _policies.
+    Together they satisfy mjxgen.envs.Env.
     """
 
-    action_dim = ACTION_DIM
     scene: str
 
     def __init__(self, config):
@@ -155,6 +156,24 @@ class ArmTask:
         self.arm = Arm(self.mj_model, config.arm)
         self.mjx_model = mjx.put_model(self.mj_model)
         self._data0 = self.arm.home_data()
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control step."""
+        return self.config.arm.substeps
+
+    @functools.cached_property
+    def obs_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Observation key -> shape, in observe's order (the stored order), from observe on a reset state."""
+        keys = []
+
+        def shapes(key):
+            obs = self.observe(self.reset(self.mjx_model, key))
+            keys.extend(obs)  # eval_shape returns dicts with sorted keys: keep observe's order apart
+            return tuple(obs.values())
+
+        out = jax.eval_shape(shapes, jax.random.key(0))
+        return {k: tuple(s.shape) for k, s in zip(keys, out)}
 
     def policy(self, name: str) -> policies.Policy:
         """The named policy (kernels.policies.Policy); a ValueError names the choices."""

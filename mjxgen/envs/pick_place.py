@@ -2,7 +2,7 @@
 
 - Observations: those of reach (joint_pos 7, joint_vel 7, ee_pos 3, target_pos 3 = place_pos), plus
   object_pos (3), object_quat (4, w x y z), gripper_pos (1: the finger opening, m) and place_pos (3).
-- Action: the arm's 4-D action (mjxgen.arm); action[3] = -1 closes the gripper, +1 opens it.
+- Action: the arm's 4-D action (mjxgen.envs.arm); action[3] = -1 closes the gripper, +1 opens it.
 - Reward (dense, m): -(||ee_pos - object_pos|| + ||object_pos - place_pos||), after the action.
 - Success: the cube's centre is within success_threshold of place_pos (the resting centre on the place
   target) and the gripper has released it (finger opening > release_opening).
@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
-from kernels import pick_place as expert
+from kernels import pick_place_expert as expert
 from kernels import policies
-from mjxgen.arm import FINGER_OPEN, ArmConfig, ArmTask, N_ARM_JOINTS, refresh
+from mjxgen.envs.arm import FINGER_OPEN, ArmConfig, ArmTask, refresh
 
 CUBE_HALF = 0.02  # m: half the cube's edge (pick_place.xml)
 
@@ -51,16 +51,6 @@ class PickPlaceEnv(ArmTask):
     name = "pick_place"
     config_class = PickPlaceConfig
     scene = "pick_place.xml"
-    obs_shapes = {
-        "joint_pos": (N_ARM_JOINTS,),
-        "joint_vel": (N_ARM_JOINTS,),
-        "ee_pos": (3,),
-        "target_pos": (3,),
-        "object_pos": (3,),
-        "object_quat": (4,),
-        "gripper_pos": (1,),
-        "place_pos": (3,),
-    }
     policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: PickPlaceConfig = PickPlaceConfig()):

@@ -1,7 +1,7 @@
 """The reach task: move the arm's end effector to a target sampled per episode.
 
 - Observations: joint_pos (7), joint_vel (7), ee_pos (3), target_pos (3).
-- Action: the arm's 4-D action (see mjxgen.arm); the gripper is ignored by the reward.
+- Action: the arm's 4-D action (see mjxgen.envs.arm); the gripper is ignored by the reward.
 - Reward: -||ee_pos - target_pos|| (m), after the action. Success: that distance < success_threshold.
 - The target is uniform in a box of the arm's reachable workspace, in front of the base, above the table.
 """
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from kernels import policies
-from mjxgen.arm import ArmConfig, ArmTask, N_ARM_JOINTS
+from mjxgen.envs.arm import ArmConfig, ArmTask
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,7 +40,6 @@ class ReachEnv(ArmTask):
     name = "reach"
     config_class = ReachConfig
     scene = "reach.xml"
-    obs_shapes = {"joint_pos": (N_ARM_JOINTS,), "joint_vel": (N_ARM_JOINTS,), "ee_pos": (3,), "target_pos": (3,)}
     policy_names = ("random", "scripted", "dmp")
 
     def __init__(self, config: ReachConfig = ReachConfig()):

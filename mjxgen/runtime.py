@@ -1,0 +1,48 @@
+"""Process settings that mjxgen needs, applied by `configure()` and never on import.
+
+Importing mjxgen changes no environment variable and prints nothing. `configure()` sets what JAX and MuJoCo
+read from the environment:
+
+- XLA_FLAGS: the CPU flag the installed jaxlib needs (mjxgen.xla_config). JAX reads it when it creates its
+  backend, at the first computation, so configure() must come before any JAX computation.
+- MUJOCO_GL: the OpenGL backend of MuJoCo's renderer on a headless machine (mjxgen.render.configure_gl).
+
+The CLIs, `generate_dataset`, `make_env` and `rollout_batch` call it; code that computes with JAX before
+those calls should call `mjxgen.configure()` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Iterator
+
+from mjxgen import render, xla_config
+
+_WARP_LINES = ("Failed to import warp", "Failed to import mujoco_warp")
+_configured = False
+
+
+def configure() -> None:
+    """Apply the XLA CPU flags of the installed jaxlib and choose MuJoCo's GL backend. Idempotent: only the first
+    call acts (it warns if JAX's backend already exists without the flag it needs)."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    xla_config.configure()
+    render.configure_gl()
+
+
+@contextlib.contextmanager
+def warp_prints_hidden() -> Iterator[None]:
+    """Hide MJX's "Failed to import warp" lines printed inside the block (Warp is optional: the JAX backend is
+    used); any other line printed there is passed through to stdout."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        for line in buf.getvalue().splitlines():
+            if not line.startswith(_WARP_LINES):
+                print(line)

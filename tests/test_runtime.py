@@ -1,0 +1,159 @@
+"""No import side effects; `mjxgen.configure()` sets the XLA flags and GL backend; entry points call it first."""
+
+import ctypes.util
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+import mjxgen
+from mjxgen import cli, generate, render, runtime, xla_config
+from mjxgen.envs import make_env
+from mjxgen.rollout import rollout_batch
+
+MARK = "--- mjxgen import ---"
+# Variables that configure() would set: unset in the child, so an import that configured would show.
+UNSET = ("XLA_FLAGS", "MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_import_after_jax_and_mjx_changes_no_env_and_prints_nothing():
+    r = _python(f"""
+        import os, sys, jax, mujoco.mjx
+        before = dict(os.environ)
+        print({MARK!r}); print({MARK!r}, file=sys.stderr); sys.stdout.flush(); sys.stderr.flush()
+        import mjxgen
+        assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+        mjxgen.configure()
+        from mujoco.rendering.classic import gl_context
+        print(os.environ.get("XLA_FLAGS"), os.environ.get("MUJOCO_GL"), gl_context.GLContext.__module__,
+              file=sys.stderr)
+        """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split(MARK, 1)[1].strip() == ""  # `import mjxgen` printed nothing
+    flags, gl, context = r.stderr.split(MARK, 1)[1].split()  # nothing else on stderr either
+    # configure() did what import no longer does, and the renderer sees the GL choice made after `import mujoco`.
+    assert (xla_config.FUSION_FLAG in flags) is xla_config.needs_fusion_flag(xla_config.jaxlib_version())
+    if ctypes.util.find_library("EGL"):
+        assert (gl, context) == ("egl", "mujoco.egl")
+
+
+def test_import_alone_hides_only_the_warp_lines():
+    r = _python("import mjxgen\nimport mujoco.mjx\nprint('done')")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == "done\n"
+
+
+def test_warp_prints_hidden_passes_other_lines(capsys):
+    with runtime.warp_prints_hidden():
+        print("Failed to import warp: No module named 'warp'")
+        print("something else")
+        print("Failed to import mujoco_warp: No module named 'warp'")
+    assert capsys.readouterr().out == "something else\n"
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """configure() as in a new process: not yet run, no XLA_FLAGS, JAX's backend not yet created."""
+    monkeypatch.setattr(runtime, "_configured", False)
+    monkeypatch.setattr(xla_config, "_backend_initialized", lambda: False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(render, "configure_gl", lambda: None)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("version, flagged", [((0, 7, 0), True), ((0, 9, 2), True), ((0, 10, 2), True),
+                                              ((0, 6, 2), False), ((0, 12, 0), False)])
+def test_configure_sets_the_flag_only_where_needed(fresh, version, flagged):
+    fresh.setattr(xla_config, "jaxlib_version", lambda: version)
+    mjxgen.configure()
+    assert (os.environ.get("XLA_FLAGS") == xla_config.FUSION_FLAG) is flagged
+    assert flagged or "XLA_FLAGS" not in os.environ  # a newer XLA aborts on the unknown flag
+    mjxgen.configure()  # idempotent
+    assert os.environ.get("XLA_FLAGS", "").count("fusion_emitters") == int(flagged)
+
+
+def test_configure_too_late_warns_once(fresh):
+    fresh.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
+    fresh.setattr(xla_config, "_backend_initialized", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            mjxgen.configure()
+    assert [str(w.message).count("Call mjxgen.configure() before any JAX computation") for w in caught] == [1]
+    assert "XLA_FLAGS" not in os.environ
+
+
+@pytest.fixture
+def headless(monkeypatch):
+    """No display, no MUJOCO_GL, libraries as `present` says; importlib.reload recorded, not run."""
+    for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    present, reloaded = set(), []
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so" if name in present else None)
+    monkeypatch.setattr(importlib, "reload", lambda module: reloaded.append(module.__name__))
+    return monkeypatch, present, reloaded
+
+
+@pytest.mark.parametrize("libraries, choice", [({"EGL", "OSMesa"}, "egl"), ({"OSMesa"}, "osmesa"), (set(), None)])
+def test_gl_choice_headless(headless, libraries, choice):
+    _, present, reloaded = headless
+    present |= libraries
+    assert render.configure_gl() == choice
+    assert os.environ.get("MUJOCO_GL") == choice and os.environ.get("PYOPENGL_PLATFORM") == choice
+    # mujoco is imported (it read MUJOCO_GL then): its GL context module is reloaded, once.
+    assert reloaded == (["mujoco.rendering.classic.gl_context"] if choice else [])
+    render.configure_gl()
+    assert len(reloaded) == (1 if choice else 0)
+
+
+def test_gl_choice_respects_the_user_and_a_display(headless):
+    monkeypatch, present, reloaded = headless
+    present |= {"EGL", "OSMesa"}
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert render.configure_gl() == "osmesa" and os.environ["MUJOCO_GL"] == "osmesa"
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert render.configure_gl() is None and "MUJOCO_GL" not in os.environ
+    assert reloaded == []
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(*args, **kwargs):
+    raise Stop
+
+
+ENTRY_POINTS = {
+    "mjxgen datagen": lambda env: cli.main(["datagen", "--n-episodes", "0"]),
+    "python -m mjxgen.reach": lambda env: cli.task_main("reach", ["--batch", "0"]),
+    "python -m pusht.generate": lambda env: __import__("pusht.generate").generate.main(["--num-samples", "0"]),
+    "generate_dataset": lambda env: mjxgen.generate_dataset("reach", 1, "unused.h5", progress=False),
+    "make_env": lambda env: make_env("no_such_env"),
+    "rollout_batch": lambda env: rollout_batch(env, "no_such_policy", [0]),
+    "EpisodeRenderer": lambda env: render.EpisodeRenderer("<not xml", 8, 8),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_entry_points_configure_first(entry, reach_env, monkeypatch):
+    """Each entry point applies the settings before anything else (here: before it fails on bad input)."""
+    calls = []
+    monkeypatch.setattr(runtime, "_configured", False)
+    monkeypatch.setattr(xla_config, "configure", lambda: calls.append("xla"))
+    monkeypatch.setattr(render, "configure_gl", lambda: calls.append("gl"))
+    monkeypatch.setattr(generate, "make_env", _raise_stop)  # generate_dataset stops after configuring
+    with pytest.raises((SystemExit, ValueError, Stop)):
+        ENTRY_POINTS[entry](reach_env)
+    assert calls == (["gl"] if entry == "EpisodeRenderer" else ["xla", "gl"])
