@@ -31,8 +31,8 @@ OPEN_STEPS = 6  # control steps to open it
 GAIN = 10.0  # action per metre of error (saturates at 1, i.e. at 0.1 m of error)
 
 
-def init(key=None, obs=None) -> tuple[jax.Array, jax.Array]:
-    """(phase, steps spent in it); the key and first observation are not needed."""
+def init(key=None, obs=None, params=None) -> tuple[jax.Array, jax.Array]:
+    """(phase, steps spent in it); the key, first observation and params are not needed."""
     return jnp.int32(APPROACH), jnp.int32(0)
 
 

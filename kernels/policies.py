@@ -14,17 +14,21 @@ def _nothing(state) -> dict:
 
 
 class Policy(NamedTuple):
-    """A policy as pure functions; its state (a phase, a timer, a DMP, or ()) rides in the rollout's scan."""
+    """A policy as pure functions; its state (a phase, a timer, a DMP, or ()) rides in the rollout's scan.
 
-    init: Callable[[jax.Array, dict], Any]  # (key, first obs) -> initial policy state
-    act: Callable[[Any, jax.Array, dict], tuple[jax.Array, Any]]  # (state, key, obs) -> (action, state)
+    `params` is a pytree argument of the compiled rollout (a network's weights, a controller's gains): new
+    values of the same shapes reuse the compiled program. The built-in policies take None and ignore it.
+    Any object with these methods works as a policy (`record` is optional)."""
+
+    init: Callable[[jax.Array, dict, Any], Any]  # (key, first obs, params) -> initial policy state
+    act: Callable[[Any, jax.Array, dict, Any], tuple[jax.Array, Any]]  # (state, key, obs, params) -> (action, state)
     # state -> {field: array}: per-episode values stored with the episode under <policy name>/ (e.g. the DMP)
     record: Callable[[Any], dict] = _nothing
 
 
 def stateless(fn: Callable[[jax.Array, dict], jax.Array]) -> Policy:
-    """A Policy from a function (key, obs) -> action."""
-    return Policy(init=lambda key, obs: (), act=lambda state, key, obs: (fn(key, obs), state))
+    """A Policy from a function (key, obs) -> action that needs no state and no params."""
+    return Policy(init=lambda key, obs, params: (), act=lambda state, key, obs, params: (fn(key, obs), state))
 
 
 # Seed 000's P-controller moves the end effector at half the maximal commanded speed.
@@ -61,15 +65,15 @@ def dmp_tracker(
     moves at most max_step per action). The gripper action is constant."""
     dt = control_dt / config.substeps
 
-    def init(key, obs):
-        params = sample(key, obs)
-        return params, dmp.initial_state(params)
+    def init(key, obs, params=None):
+        motion = sample(key, obs)
+        return motion, dmp.initial_state(motion)
 
-    def act(state, key, obs):
-        params, st = state
-        st = dmp.advance(params, st, dt, config.substeps, config.scale_forcing)
+    def act(state, key, obs, params=None):
+        motion, st = state
+        st = dmp.advance(motion, st, dt, config.substeps, config.scale_forcing)
         move = jnp.clip((st.y - obs["ee_pos"]) / max_step, -1.0, 1.0)
-        return jnp.concatenate([move, jnp.full((1,), gripper, move.dtype)]), (params, st)
+        return jnp.concatenate([move, jnp.full((1,), gripper, move.dtype)]), (motion, st)
 
     def record(state):
         return state[0]._asdict()

@@ -59,32 +59,79 @@ INIT_KEY = 2**31 - 1
 RANDOMIZE_KEY = 2**31 - 2
 
 
-def _episode(env, policy, m, seed, episode_id, max_steps: int, randomization):
-    """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
+class EpisodeStart(NamedTuple):
+    """An episode at t = 0: what `start_episode` returns and `step_episode` carries on."""
+
+    model: Any  # mjx.Model: this episode's model (its randomized fields are batched leaves under vmap)
+    state: Any  # the env state after reset and randomization
+    policy_state: Any
+    policy_key: jax.Array  # step t acts with fold_in(policy_key, t)
+    draw: randomize.Draw
+
+
+def start_episode(env, policy, m, seed, episode_id, randomization, params) -> EpisodeStart:
+    """Reset, randomize and initialize the policy for one episode, from (seed, episode_id) alone."""
     key = episode_key(seed, episode_id)
     reset_key, policy_key = jax.random.split(key)
     draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), randomization,
                             jnp.asarray(env.mj_model.light_dir[0]), N_ARM_JOINTS)
     state = env.reset(m, reset_key)
-    m, state = env.randomize(m, state, draw)  # this episode's model: batched fields under vmap
-    policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state))
+    m, state = env.randomize(m, state, draw)
+    policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state), params)
+    return EpisodeStart(model=m, state=state, policy_state=policy_state, policy_key=policy_key, draw=draw)
+
+
+def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
+    """Step t of an episode: (state, policy_state, the Transition recorded)."""
+    obs = env.observe(state)
+    action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
+    qpos = state.data.qpos
+    state, reward, success = env.step(m, state, action)
+    return state, policy_state, Transition(observations=obs, qpos=qpos, actions=action, rewards=reward,
+                                           successes=success)
+
+
+def record(policy, policy_state) -> dict:
+    """What the policy stores per episode ({} for a policy without `record`)."""
+    rec = getattr(policy, "record", None)
+    return {} if rec is None else rec(policy_state)
+
+
+def _episode(env, policy, m, seed, episode_id, max_steps: int, randomization, params):
+    """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
+    start = start_episode(env, policy, m, seed, episode_id, randomization, params)
 
     def body(carry, t):
         state, policy_state = carry
-        obs = env.observe(state)
-        action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs)
-        qpos = state.data.qpos
-        state, reward, success = env.step(m, state, action)
-        return (state, policy_state), Transition(obs, qpos, action, reward, success)
+        state, policy_state, tr = step_episode(env, policy, start.model, state, policy_state, start.policy_key,
+                                               t, params)
+        return (state, policy_state), tr
 
-    _, tr = lax.scan(body, (state, policy_state), jnp.arange(max_steps))
+    _, tr = lax.scan(body, (start.state, start.policy_state), jnp.arange(max_steps))
     success = tr.successes.any()
     length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
     in_episode = jnp.arange(max_steps) < length
-    finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1) for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
+    finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1)
+              for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
     valid = jnp.all(jnp.where(in_episode, jnp.stack(finite).all(axis=0), True))
     return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=episode_id, valid=valid,
-                   policy_record=policy.record(policy_state), randomization=draw, mocap_pos=state.data.mocap_pos)
+                   policy_record=record(policy, start.policy_state), randomization=start.draw,
+                   mocap_pos=start.state.data.mocap_pos)
+
+
+def resolve_policy(env, policy) -> tuple[Any, str]:
+    """(the policy, its label): a policy name of env, or any hashable object with init/act (and record)."""
+    if isinstance(policy, str):
+        return env.policy(policy), policy
+    if not (callable(getattr(policy, "init", None)) and callable(getattr(policy, "act", None))):
+        raise TypeError(f"policy must be a policy name of {env.name} ({', '.join(env.policy_names)}) or an object "
+                        f"with init(key, obs, params) and act(state, key, obs, params); got {type(policy).__name__}")
+    try:
+        hash(policy)
+    except TypeError:
+        raise TypeError(f"a policy object must be hashable (it keys the compiled rollout): {type(policy).__name__} "
+                        "is not; use a frozen dataclass or a plain object") from None
+    return policy, getattr(policy, "name", type(policy).__name__)
 
 
 def default_chunk_size(env) -> int | None:
@@ -95,23 +142,24 @@ def default_chunk_size(env) -> int | None:
 
 
 @functools.cache
-def _compiled(env, policy_name: str, max_steps: int):
-    policy = env.policy(policy_name)
+def _compiled(env, policy, max_steps: int):
+    policy, label = resolve_policy(env, policy)
 
-    def run(m, seed, episode_ids, randomization):
-        TRACE_COUNT[(env.name, policy_name, max_steps, episode_ids.shape[0])] += 1
-        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization))(episode_ids)
+    def run(m, seed, episode_ids, randomization, params):
+        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
+        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization, params))(episode_ids)
 
     return jax.jit(run)
 
 
 def rollout_batch(
     env: Any,
-    policy: str,
+    policy: Any,
     episode_ids: Any,
     seed: int = 0,
     max_steps: int = 200,
     *,
+    policy_params: Any = None,
     randomization: randomize.RandomizationConfig | None = None,
     chunk_size: int | None = None,
 ) -> Rollout:
@@ -120,11 +168,16 @@ def rollout_batch(
     Args:
       env: an env name ("reach", with its default config) or an env object from `make_env(name, config)`,
         which is how a task config (another success threshold, target box, ...) reaches the rollout.
-      policy: a policy name of that env ("random", "scripted", "dmp").
+      policy: a policy name of that env ("random", "scripted", "dmp"), or your own policy: any hashable object
+        with `init(key, obs, params) -> state` and `act(state, key, obs, params) -> (action, state)` (and
+        optionally `record(state) -> dict`), pure JAX functions traced inside the rollout's scan. The
+        compiled rollout is cached per (env, policy object, max_steps, batch size).
       episode_ids: (B,) ints: the global indices of the episodes to run. Episode i's data depend only on
         (seed, i), never on B or on the other ids.
       seed: the dataset seed.
       max_steps: T, the horizon. Episodes end at their first success; later steps are padding.
+      policy_params: a pytree handed to the policy's init and act (a network's weights, gains), an argument
+        of the compiled program: new values of the same shapes do not recompile. None for the built-ins.
       randomization: per-episode domain randomization (kernels.randomize.RandomizationConfig), or None for
         none. It is an argument of the compiled program: switching it on does not recompile.
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
@@ -137,7 +190,7 @@ def rollout_batch(
     runtime.configure()  # the XLA flags, if nothing has set them yet (idempotent)
     if isinstance(env, str):
         env = make_env(env)
-    env.policy(policy)  # a ValueError for an unknown name, before anything is traced
+    resolve_policy(env, policy)  # a ValueError or TypeError for a bad policy, before anything is traced
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
@@ -151,10 +204,10 @@ def rollout_batch(
     seed = jnp.uint32(seed)
     dr = (randomize.OFF if randomization is None else randomization).as_arrays()  # float32 leaves: no recompile
     if chunk_size is None or ids.size <= chunk_size:
-        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), dr)
+        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), dr, policy_params)
     # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
     # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
     n_chunks = -(-ids.size // chunk_size)
     padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
-    parts = [fn(env.mjx_model, seed, jnp.asarray(c), dr) for c in padded.reshape(n_chunks, chunk_size)]
+    parts = [fn(env.mjx_model, seed, jnp.asarray(c), dr, policy_params) for c in padded.reshape(n_chunks, chunk_size)]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)

@@ -114,6 +114,6 @@ class PickPlaceEnv(ArmTask):
     def _policies(self) -> dict[str, policies.Policy]:
         scripted = policies.Policy(
             init=expert.init,
-            act=lambda s, key, obs: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
+            act=lambda s, key, obs, params: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
         )
         return super()._policies() | {"scripted": scripted}
