@@ -141,15 +141,37 @@ def default_chunk_size(env) -> int | None:
     return None
 
 
+def _mesh(devices: tuple) -> jax.sharding.Mesh:
+    return jax.sharding.Mesh(np.asarray(devices), ("batch",))
+
+
 @functools.cache
-def _compiled(env, policy, max_steps: int):
+def _model_on(env, devices: tuple):
+    """The env's MJX model on `devices`: as it is for one device, replicated over the mesh for several."""
+    if len(devices) == 1:
+        return env.mjx_model
+    return jax.device_put(env.mjx_model, jax.sharding.NamedSharding(_mesh(devices), jax.sharding.PartitionSpec()))
+
+
+@functools.cache
+def _compiled(env, policy, max_steps: int, devices: tuple):
+    """The jitted rollout of (env, policy, max_steps) over `devices`: one device, or shard_map over a 1-D
+    "batch" mesh of several (each device runs its share of the episodes; nothing crosses devices)."""
     policy, label = resolve_policy(env, policy)
 
     def run(m, seed, episode_ids, randomization, params):
-        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
         return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization, params))(episode_ids)
 
-    return jax.jit(run)
+    if len(devices) > 1:
+        P = jax.sharding.PartitionSpec
+        run = jax.shard_map(run, mesh=_mesh(devices), in_specs=(P(), P(), P("batch"), P(), P()),
+                            out_specs=P("batch"), check_vma=False)
+
+    def traced(m, seed, episode_ids, randomization, params):
+        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
+        return run(m, seed, episode_ids, randomization, params)
+
+    return jax.jit(traced)
 
 
 def rollout_batch(
@@ -162,6 +184,7 @@ def rollout_batch(
     policy_params: Any = None,
     randomization: randomize.RandomizationConfig | None = None,
     chunk_size: int | None = None,
+    devices: Any = None,
 ) -> Rollout:
     """Roll out a batch of episodes in one jitted call.
 
@@ -183,6 +206,9 @@ def rollout_batch(
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
         identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger
         batches deadlock (see mjxgen.xla_config).
+      devices: the devices to shard the episodes over (default: every local device). With several, each runs
+        its share in one program (shard_map over the episode axis); B is padded to a multiple of their
+        number and cut. The data are identical to a one-device run.
 
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
@@ -198,16 +224,23 @@ def rollout_batch(
     ids = np.asarray(episode_ids)
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
         raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    n_dev = len(devices)
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
-    fn = _compiled(env, policy, int(max_steps))
+    fn = _compiled(env, policy, int(max_steps), devices)
     seed = jnp.uint32(seed)
     dr = (randomize.OFF if randomization is None else randomization).as_arrays()  # float32 leaves: no recompile
-    if chunk_size is None or ids.size <= chunk_size:
-        return fn(env.mjx_model, seed, jnp.asarray(ids, jnp.int32), dr, policy_params)
-    # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
-    # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
-    n_chunks = -(-ids.size // chunk_size)
-    padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
-    parts = [fn(env.mjx_model, seed, jnp.asarray(c), dr, policy_params) for c in padded.reshape(n_chunks, chunk_size)]
+    # Chunks of one compiled shape, a multiple of the device count, dispatched asynchronously and joined on
+    # the device. A chunk is the same program as a batch of that size, so the data equal an unchunked run.
+    size = ids.size if chunk_size is None else min(ids.size, chunk_size)
+    size = -(-size // n_dev) * n_dev
+    n_chunks = -(-ids.size // size)
+    padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * size - ids.size)]).astype(np.int32)
+    m = _model_on(env, devices)
+    parts = [fn(m, seed, jnp.asarray(c), dr, policy_params) for c in padded.reshape(n_chunks, size)]
+    if len(parts) == 1 and size == ids.size:
+        return parts[0]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)
