@@ -7,6 +7,7 @@ fold_in(key(seed), i) alone, so an episode's data do not depend on the batch it 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import functools
 from typing import Any, NamedTuple
 
@@ -141,37 +142,47 @@ def default_chunk_size(env) -> int | None:
     return None
 
 
-def _mesh(devices: tuple) -> jax.sharding.Mesh:
-    return jax.sharding.Mesh(np.asarray(devices), ("batch",))
+@functools.cache
+def _model_on(env, device):
+    """The env's MJX model on `device` (one copy per device, made once)."""
+    return jax.device_put(env.mjx_model, device)
 
 
 @functools.cache
-def _model_on(env, devices: tuple):
-    """The env's MJX model on `devices`: as it is for one device, replicated over the mesh for several."""
-    if len(devices) == 1:
-        return env.mjx_model
-    return jax.device_put(env.mjx_model, jax.sharding.NamedSharding(_mesh(devices), jax.sharding.PartitionSpec()))
-
-
-@functools.cache
-def _compiled(env, policy, max_steps: int, devices: tuple):
-    """The jitted rollout of (env, policy, max_steps) over `devices`: one device, or shard_map over a 1-D
-    "batch" mesh of several (each device runs its share of the episodes; nothing crosses devices)."""
+def _compiled(env, policy, max_steps: int):
+    """The jitted rollout of (env, policy, max_steps): one program for one device. Several devices each run
+    this same program on their share (see rollout_batch), never a partitioned one: XLA compiles a
+    shard_map or NamedSharding program differently, and its contact steps then differ in the last bit."""
     policy, label = resolve_policy(env, policy)
 
     def run(m, seed, episode_ids, randomization, params):
+        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
         return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization, params))(episode_ids)
 
-    if len(devices) > 1:
-        P = jax.sharding.PartitionSpec
-        run = jax.shard_map(run, mesh=_mesh(devices), in_specs=(P(), P(), P("batch"), P(), P()),
-                            out_specs=P("batch"), check_vma=False)
+    return jax.jit(run)
 
-    def traced(m, seed, episode_ids, randomization, params):
-        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
-        return run(m, seed, episode_ids, randomization, params)
 
-    return jax.jit(traced)
+def _run_on_device(fn, env, device, chunks: np.ndarray, seed, dr, params):
+    """Run the chunks (n_chunks, size) of episode ids on one device; the Rollout of all of them, there."""
+    put = functools.partial(jax.device_put, device=device)
+    m, seed, dr, params = _model_on(env, device), put(seed), put(dr), put(params)
+    parts = [fn(m, seed, put(c), dr, params) for c in chunks]  # dispatched asynchronously
+    return parts[0] if len(parts) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+
+def _gathered(devices: tuple, per_device: list):
+    """One Rollout whose arrays are sharded over `devices` along the episode axis, from each device's part
+    (no copy: the parts become the shards)."""
+    if len(devices) == 1:
+        return per_device[0]
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("batch",)),
+                                          jax.sharding.PartitionSpec("batch"))
+
+    def join(*xs):
+        return jax.make_array_from_single_device_arrays((len(xs) * xs[0].shape[0],) + xs[0].shape[1:], sharding,
+                                                        list(xs))
+
+    return jax.tree.map(join, *per_device)
 
 
 def rollout_batch(
@@ -206,12 +217,14 @@ def rollout_batch(
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
         identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger
         batches deadlock (see mjxgen.xla_config).
-      devices: the devices to shard the episodes over (default: every local device). With several, each runs
-        its share in one program (shard_map over the episode axis); B is padded to a multiple of their
-        number and cut. The data are identical to a one-device run.
+      devices: the devices to share the episodes among (default: every local device). Each runs the same
+        one-device program on its contiguous share, concurrently; B is padded to a multiple of their number
+        and cut. The data are identical to a one-device run, bit for bit. Each device compiles the program
+        once (in parallel threads).
 
     Returns:
-      A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
+      A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device(s): sharded
+      along the episode axis over several devices.
     """
     runtime.configure()  # the XLA flags, if nothing has set them yet (idempotent)
     if isinstance(env, str):
@@ -230,17 +243,22 @@ def rollout_batch(
     n_dev = len(devices)
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
-    fn = _compiled(env, policy, int(max_steps), devices)
+    fn = _compiled(env, policy, int(max_steps))
     seed = jnp.uint32(seed)
     dr = (randomize.OFF if randomization is None else randomization).as_arrays()  # float32 leaves: no recompile
-    # Chunks of one compiled shape, a multiple of the device count, dispatched asynchronously and joined on
-    # the device. A chunk is the same program as a batch of that size, so the data equal an unchunked run.
-    size = ids.size if chunk_size is None else min(ids.size, chunk_size)
-    size = -(-size // n_dev) * n_dev
-    n_chunks = -(-ids.size // size)
-    padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * size - ids.size)]).astype(np.int32)
-    m = _model_on(env, devices)
-    parts = [fn(m, seed, jnp.asarray(c), dr, policy_params) for c in padded.reshape(n_chunks, size)]
-    if len(parts) == 1 and size == ids.size:
-        return parts[0]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)
+    # Each device gets a contiguous share, run as chunks of one compiled shape (dispatched asynchronously and
+    # joined on the device). A chunk is the same program as a batch of that size, so the data equal a
+    # one-device, unchunked run.
+    share = -(-ids.size // n_dev)
+    size = share if chunk_size is None else min(share, chunk_size)
+    n_chunks = -(-share // size)
+    padded = np.concatenate([ids, np.repeat(ids[-1:], n_dev * n_chunks * size - ids.size)]).astype(np.int32)
+    blocks = padded.reshape(n_dev, n_chunks, size)
+    if n_dev == 1:
+        out = _run_on_device(fn, env, devices[0], blocks[0], seed, dr, policy_params)
+    else:  # threads: each device's first call compiles, and the compiles run side by side
+        with concurrent.futures.ThreadPoolExecutor(n_dev) as pool:
+            per_device = list(pool.map(lambda d, b: _run_on_device(fn, env, d, b, seed, dr, policy_params),
+                                       devices, blocks))
+        out = _gathered(devices, per_device)
+    return out if padded.size == ids.size else jax.tree.map(lambda x: x[: ids.size], out)
