@@ -68,7 +68,8 @@ def unflatten(template: Any, arrays: dict[str, np.ndarray], prefix: str, where: 
     for name, leaf in zip(names, leaves):
         if name not in arrays:
             raise CheckpointError(f"{where}: checkpoint has no array {name!r}")
-        a, shape, dtype = arrays[name], tuple(getattr(leaf, "shape", np.shape(leaf))), np.dtype(getattr(leaf, "dtype", None) or type(leaf))
+        a, shape = arrays[name], tuple(getattr(leaf, "shape", np.shape(leaf)))
+        dtype = np.dtype(getattr(leaf, "dtype", None) or type(leaf))
         if a.shape != shape or a.dtype != dtype:
             raise CheckpointError(f"{where}: {name} is {a.dtype}{list(a.shape)}, expected {dtype}{list(shape)}")
         out.append(a)
@@ -79,7 +80,7 @@ def save(path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]) -
     """Write arrays and config (with the schema and the manifest added) to path, atomically (tmp + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # (ascontiguousarray makes 0-d 1-d)
     manifest = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}
     config = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **config, "arrays": manifest}
     tmp = path.with_name(path.name + ".tmp")
