@@ -20,8 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# A standard deviation below this marks a constant feature (reach's gripper action): it is scaled by 1.
-MIN_STD = 1e-6
+# A standard deviation below this marks a (nearly) constant feature: it is scaled by 1, not blown up. Reach's
+# gripper action is always 0, and without randomization its 7th joint moves by float32 noise (std 5e-7 rad), which
+# randomized episodes exceed by 0.02 rad. (diffusion_policy's normalizer uses the same 1e-4 for its range.)
+MIN_STD = 1e-4
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BATCH
 from mjxgen import checkpoint as ckpt
-from mjxgen import cli, rollout, training
+from mjxgen import cli, models, rollout, training
 from mjxgen.dataset import TrajectoryDataset
 from mjxgen.evaluate import NetworkPolicy, evaluate, load_policy
 from mjxgen.models import BCModel, ModelRegistry
@@ -156,12 +156,15 @@ def test_loss_falls(trained):
 
 
 def test_normalization_is_the_datasets(trained, dataset):
-    """Mean and std over every step of the file, in the flat observation's order; the constant gripper action
-    (always 0 in scripted reach) gets std 1."""
+    """Mean and std over every step of the file, in the flat observation's order. Nearly constant features get
+    std 1: the gripper action (always 0 in scripted reach) and, without randomization, the 7th joint's position
+    and velocity (float32 noise, std 5e-7 rad), which must not be blown up by 1/5e-7."""
     norm = trained[0].params["norm"]
     obs = np.concatenate([dataset.observations[k] for k in dataset.obs_keys], axis=1)
     np.testing.assert_allclose(norm["obs_mean"], obs.mean(0), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(norm["obs_std"], obs.std(0), rtol=1e-6)
+    constant = obs.std(0) < models.MIN_STD
+    assert np.flatnonzero(constant).tolist() == [9, 16]  # joint_pos[6] and joint_vel[6]
+    np.testing.assert_allclose(norm["obs_std"], np.where(constant, 1.0, obs.std(0)), rtol=1e-6)
     np.testing.assert_allclose(norm["act_mean"], dataset.actions.mean(0), rtol=1e-6, atol=1e-7)
     assert float(norm["act_std"][3]) == 1.0 and np.allclose(norm["act_std"][:3], dataset.actions[:, :3].std(0))
 
