@@ -16,7 +16,7 @@ from kernels.randomize import RandomizationConfig
 from mjxgen import checkpoint as ckpt
 from mjxgen.config import _is_int, _positive_int
 from mjxgen.envs import make_env
-from mjxgen.generate import host_batch
+from mjxgen.layout import HostBatch
 from mjxgen.models import ModelRegistry
 from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.writer import DatasetWriter
@@ -126,7 +126,7 @@ def evaluate(checkpoint: str | os.PathLike, env_name: str = "reach", n_episodes:
         raise
     wall = time.perf_counter() - start
     if writer is not None:
-        writer.write_batch(host_batch(host, np.ones(n_episodes, bool), randomize))
+        writer.write_batch(_host_batch(host, randomize))
         writer.close()
     steps = np.arange(max_steps) < host.lengths[:, None]
     return EvalResult(n_episodes=n_episodes, success_rate=float(host.success.mean()),
@@ -141,5 +141,16 @@ def _fresh(config: dict, seed: int, n_episodes: int) -> bool | None:
     data = config.get("dataset")
     if not data:
         return None
-    low, high = data["episode_index"]
-    return data["seed"] != seed or n_episodes - 1 < low or high < 0
+    low, _ = data["episode_index"]
+    return data["seed"] != seed or n_episodes - 1 < low
+
+
+def _host_batch(host: Rollout, randomized: bool) -> HostBatch:
+    """Every episode of a host-side Rollout, as the writer takes them."""
+    tr = host.trajectory
+    return HostBatch(first=int(host.episode_ids.min()), end=int(host.episode_ids.max()) + 1,
+                     episode_ids=host.episode_ids, lengths=host.lengths, success=host.success, valid=host.valid,
+                     observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
+                     policy_record=host.policy_record,
+                     randomization=host.randomization._asdict() if randomized else None,
+                     mocap_pos=host.mocap_pos, qpos=None)

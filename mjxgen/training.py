@@ -54,11 +54,9 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "max_steps", _positive_int("max_steps", self.max_steps))
-        for name in ("checkpoint_every", "log_every"):
-            v = getattr(self, name)
-            if not _is_int(v) or v < (name == "log_every"):
-                raise ValueError(f"{name} must be a {'positive' if name == 'log_every' else 'non-negative'} "
-                                 f"integer, got {v!r}")
+        object.__setattr__(self, "log_every", _positive_int("log_every", self.log_every))
+        if not _is_int(self.checkpoint_every) or self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if _is_bool(self.lr) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
@@ -181,6 +179,8 @@ class Trainer:
         cfg = self.config
         resumed = self._prepare_output()
         start = resumed.config["step"] if resumed else 0
+        if start > cfg.max_steps:
+            raise ValueError(f"{resumed.config['path']} is at step {start}, past max_steps={cfg.max_steps}")
         batches = self._batches(start)
         first = next(batches)
         meta = self._meta(first)
