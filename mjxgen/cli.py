@@ -82,6 +82,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
                    help="camera image size (default 64 64)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = p.add_argument_group("many processes (jax.distributed; README: Scaling out)")
+    g.add_argument("--distributed", action="store_true",
+                   help="one of many processes, as the cluster's environment says (SLURM, ...)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same for every process")
+    g.add_argument("--num-processes", type=positive_int, metavar="N", help="how many processes run")
+    g.add_argument("--process-id", type=non_negative_int, metavar="I", help="this process's index, 0..N-1")
+
+
+def distributed_of(p: argparse.ArgumentParser, a: argparse.Namespace):
+    """--distributed / --coordinator, --num-processes, --process-id as generate_dataset's `distributed` (a
+    parser error, exit 2, for an incomplete or inconsistent set)."""
+    from mjxgen.distributed import DistributedConfig
+
+    explicit = (a.coordinator, a.num_processes, a.process_id)
+    if any(v is not None for v in explicit):
+        try:
+            return DistributedConfig(coordinator=a.coordinator, num_processes=a.num_processes,
+                                     process_id=a.process_id)
+        except ValueError as e:
+            p.error(str(e).replace("coordinator, num_processes and process_id", "--coordinator, --num-processes "
+                                   "and --process-id"))
+    return True if a.distributed else None
 
 
 def _run(command: list[str], **settings) -> int:
@@ -107,7 +129,8 @@ def _run(command: list[str], **settings) -> int:
 def _common(a: argparse.Namespace) -> dict:
     return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
             "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress,
-            "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size)}
+            "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size),
+            "distributed": a.distributed}
 
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
@@ -121,6 +144,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
     _add_common(p)
     argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
+    a.distributed = distributed_of(p, a)
     return _run(
         ["python", "-m", f"mjxgen.{env_name}", *argv],
         env_name=env_name,
@@ -157,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return train(a)
     if a.command == "eval":
         return evaluate(a)
+    a.distributed = distributed_of(d, a)
     return _run(
         ["mjxgen", *argv],
         env_name=a.env_name,

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from kernels.randomize import RandomizationConfig
+from mjxgen.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 # Settings that don't change the data: they may differ between a run and its resumption.
-_RUN_ONLY = ("output_path", "overwrite", "resume", "progress")
+_RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "distributed")
 
 
 def _is_int(value) -> bool:
@@ -65,6 +66,8 @@ class GenerationConfig:
     resume: bool = False  # continue the unfinished run in <output_path>.partial/ (same settings required)
     progress: bool = True  # show a tqdm bar of episodes
     env_config: Any = None  # the task's config (ReachConfig, PickPlaceConfig); None: the task's defaults
+    # None: one process; True or a mjxgen.distributed.DistributedConfig: one of many (normalized to the config)
+    distributed: Any = None
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -104,6 +107,7 @@ class GenerationConfig:
             raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {tuple(size)!r}")
         set_("image_size", (int(size[0]), int(size[1])))
         env_config_type(self.env_name, self.env_config)  # a TypeError for a config of another task
+        set_("distributed", config_of(self.distributed))
 
     @property
     def randomization(self) -> RandomizationConfig | None:

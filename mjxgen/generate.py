@@ -13,12 +13,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kernels.randomize import RandomizationConfig
+from mjxgen import distributed as dist, shards
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
-from mjxgen.layout import HostBatch
+from mjxgen.layout import EPISODES, HostBatch
 from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.runtime import configure
 from mjxgen.signals import saving_what_is_done
+from mjxgen.stats import RunStats
 from mjxgen.writer import DatasetWriter
 
 
@@ -54,8 +56,9 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     return n_batches, math.ceil(n_episodes / n_batches)
 
 
-def open_writer(cfg: GenerationConfig, env, per_batch: int) -> DatasetWriter:
-    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match)."""
+def open_writer(cfg: GenerationConfig, env, per_batch: int, join: bool = False) -> DatasetWriter:
+    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match); join:
+    another process opened the run (mjxgen.distributed)."""
     return DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
@@ -69,13 +72,15 @@ def open_writer(cfg: GenerationConfig, env, per_batch: int) -> DatasetWriter:
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
         image_size=cfg.image_size if cfg.camera else None,
+        join=join,
     )
 
 
-def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches: range, per_batch: int) -> None:
+def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches: list[int], per_batch: int,
+                     done: int) -> None:
     """Roll out each batch k of `batches` (episode ids [k * per_batch, (k + 1) * per_batch)) and hand it to
-    the writer. Batch k+1 is dispatched before batch k is fetched, so the device simulates while the host
-    writes."""
+    the writer. The next batch is dispatched before one is fetched, so the device simulates while the host
+    writes. `done`: episodes of this process's share already on disk (for the progress bar)."""
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
@@ -84,11 +89,12 @@ def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches:
         # The full qpos is needed on the host only to render images: don't transfer it otherwise.
         return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
 
-    with tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep",
-              desc=f"{cfg.env_name}/{cfg.policy_type}", disable=not cfg.progress) as bar:
+    total = done + sum(min(per_batch, cfg.n_episodes - k * per_batch) for k in batches)
+    with tqdm(total=total, initial=done, unit="ep", desc=f"{cfg.env_name}/{cfg.policy_type}",
+              disable=not cfg.progress) as bar:
         pending = launch(batches[0]) if batches else None
-        for k in batches:
-            following = launch(k + 1) if k + 1 < batches.stop else None
+        for i, k in enumerate(batches):
+            following = launch(batches[i + 1]) if i + 1 < len(batches) else None
             host = jax.device_get(pending)
             keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
             writer.write_batch(host_batch(host, keep, cfg.randomization is not None))
@@ -100,17 +106,31 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
+    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run. With
+    cfg.distributed, this process runs its share of the batches (mjxgen.distributed) and process 0 writes the
+    file once every process has written its share."""
+    dist.initialize(cfg.distributed)  # before JAX's first computation
     configure()
     env = make_env(cfg.env_name, cfg.env_config)
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    writer = open_writer(cfg, env, per_batch)
-    batches = range(-(-writer.done // per_batch), n_batches)  # batches already on disk (a resumed run) are skipped
+    writer = dist.first_then_others(lambda join: open_writer(cfg, env, per_batch, join), "opening the run")
+    mine = dist.share(n_batches)
+    span = lambda k: (k * per_batch, min((k + 1) * per_batch, cfg.n_episodes))  # noqa: E731
+    batches = [k for k in mine if not writer.store.has(*span(k))]  # batches on disk (a resumed run) are skipped
+    done = sum(span(k)[1] - span(k)[0] for k in mine if k not in batches)
     start = time.perf_counter()
-    with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
-                             stop=writer.abort):
-        simulate_batches(cfg, env, writer, batches, per_batch)
-        writer.close()
+
+    def simulate() -> None:
+        with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
+                                 stop=writer.abort):
+            simulate_batches(cfg, env, writer, batches, per_batch, done)
+            writer.flush()
+
+    dist.together(simulate, "simulating")
+    dist.together(lambda: writer.finalize() if dist.is_main() else None, "writing the file")
+    if not dist.is_main():  # process 0 counted every process's episodes
+        writer.stats = RunStats.of_groups(EPISODES, (g for _, g in shards.iter_groups(writer.path)),
+                                          shards.load_attrs(writer.path).get("dropped_episodes", []))
     simulated = len(batches) * per_batch * cfg.max_steps
     return GenerationResult(
         stats=writer.stats.summary(writer.path),
@@ -142,6 +162,7 @@ def generate_dataset(
     resume: bool = False,
     progress: bool = True,
     env_config: Any = None,
+    distributed: Any = None,
 ) -> dict:
     """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
 
@@ -172,6 +193,10 @@ def generate_dataset(
       progress: show a tqdm progress bar of episodes.
       env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
         another success threshold or target box; None for the task's defaults. Stored in the file.
+      distributed: None (this process alone); True (one of many processes, as the cluster's environment says:
+        SLURM, ...); or a `mjxgen.distributed.DistributedConfig(coordinator="HOST:PORT", num_processes=N,
+        process_id=I)`. Each process runs its share of the batches; process 0 writes the file, which equals
+        the file of a one-process run. Every process returns the stats of the whole file.
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
@@ -182,6 +207,6 @@ def generate_dataset(
         env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
         domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
         camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
-        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config,
+        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, distributed=distributed,
     )
     return run_generation(cfg).stats

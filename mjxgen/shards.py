@@ -161,6 +161,15 @@ class ShardStore:
             end = last
         return end
 
+    def has(self, first: int, end: int) -> bool:
+        """Whether items [first, end) are on disk as one shard (a resumed run skips them)."""
+        return any(a == first and b == end for a, b, _ in self.shards)
+
+    def refresh(self) -> bool:
+        """Re-list the shards on disk (other processes of the run write some); whether the list changed."""
+        before, self.shards = self.shards, list_shards(self.partial)
+        return self.shards != before
+
     def write_shard(self, first: int, end: int, write: Callable[[h5py.File], None]) -> None:
         """Write items [first, end) into a new shard with `write(file)`, and commit it atomically."""
 

@@ -122,9 +122,12 @@ class DatasetWriter:
 
     def __init__(self, path: str | os.PathLike, *, env_name: str, policy: str, seed: int, config: dict,
                  model_xml: str, obs_keys: tuple[str, ...], compression: str = "gzip", overwrite: bool = False,
-                 resume: bool = False, on_invalid: str = "drop", image_size: tuple[int, int] | None = None):
+                 resume: bool = False, on_invalid: str = "drop", image_size: tuple[int, int] | None = None,
+                 join: bool = False):
         self.encoder = EpisodeEncoder(obs_keys=obs_keys, policy=policy, seed=seed, compression=compression,
                                       on_invalid=on_invalid, image_size=image_size, model_xml=model_xml)
+        if join:  # another process (mjxgen.distributed) opened this run, with overwrite/resume as asked
+            overwrite, resume = False, True
         self.path = shards.check_output_path(path, overwrite, resume)
         attrs = {"format": EPISODES.format, "format_version": EPISODES.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
@@ -146,7 +149,18 @@ class DatasetWriter:
 
     def close(self) -> None:
         """Flush every queued batch, then merge the shards into the complete output file."""
+        self.flush()
+        self.finalize()
+
+    def flush(self) -> None:
+        """Write every queued batch and stop the writer thread."""
         self._flusher.close()
+
+    def finalize(self) -> None:
+        """Merge the shards into the complete output file: this writer's, and those other processes wrote into
+        the same run (mjxgen.distributed), recounted."""
+        if self.store.refresh():
+            self.stats = self._recount()
         s = self.stats
         self.store.finalize({"total_episodes": s.episodes, "total_steps": s.steps, "invalid_episodes": s.invalid,
                              "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)})
