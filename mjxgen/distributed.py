@@ -131,10 +131,11 @@ def first_then_others(open_run: Callable[[bool], T], what: str) -> T:
 
 def together(run: Callable[[], T], what: str) -> T:
     """run() in every process, then a barrier; an error in any process is raised in all (its own in the
-    process that failed, a RuntimeError naming it in the others)."""
+    process that failed, a RuntimeError naming it in the others). An interrupted or killed process is not waited
+    for: JAX's runtime stops the others when it leaves."""
     try:
         result = run()
-    except BaseException:
+    except Exception:
         agree(False, what)
         raise
     agree(True, what)

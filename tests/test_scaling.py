@@ -1,21 +1,31 @@
-"""Scaling out: the same episodes on several devices give the same data as on one.
+"""Scaling out: the same episodes on several devices, or from several processes, give the same data as on one.
 
 Forced CPU devices (`--xla_force_host_platform_device_count`) must be set before JAX starts, so the
-multi-device side runs in a subprocess. The one-device side runs here, on shapes the suite already compiles
-(reach/scripted 8 x 20 as tests/test_durable.py, pick_place/scripted 16 x 200 as conftest's fixture).
+multi-device side runs in a subprocess; so do the processes of a multi-process run (loopback coordinator).
+The one-device, one-process side runs here, on shapes the suite already compiles (reach/scripted 8 x 20 as
+tests/test_durable.py, pick_place/scripted 16 x 200 as conftest's fixture).
 """
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
+import h5py
 import jax
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON, PP_BATCH, PP_HORIZON
+from conftest import (DURABLE_BATCH, DURABLE_HORIZON, PP_BATCH, PP_HORIZON, assert_same_episodes, episodes_of,
+                      subprocess_env)
 from kernels.randomize import RandomizationConfig
+from mjxgen import shards
+from mjxgen.config import GenerationConfig
+from mjxgen.distributed import DistributedConfig
+from mjxgen.generate import run_generation
 from mjxgen.rollout import rollout_batch
 
 CASES = {  # name: (env, policy, n episodes, horizon, seed, randomized)
@@ -38,9 +48,9 @@ np.savez(sys.argv[1], **out)
 """
 
 
-def forced_devices_env(n: int) -> dict:
-    """This process's environment with n forced CPU devices, appended to the user's XLA_FLAGS."""
-    env = dict(os.environ)
+def forced_devices_env(n: int, tmp_path_factory) -> dict:
+    """The subprocesses' environment with n forced CPU devices, appended to the user's XLA_FLAGS."""
+    env = subprocess_env(tmp_path_factory)
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     return env
@@ -50,7 +60,7 @@ def forced_devices_env(n: int) -> dict:
 def two_device_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("scaling") / "two.npz"
     code = f"CASES = {CASES!r}\n" + textwrap.dedent(_TWO_DEVICES)
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], env=forced_devices_env(2), capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], env=forced_devices_env(2, tmp_path_factory), capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(path)
@@ -70,3 +80,95 @@ def test_two_devices_equal_one_device(two_device_run, name):
 def test_devices_argument_is_checked(reach_env):
     with pytest.raises(ValueError, match="at least one device"):
         rollout_batch(reach_env, "scripted", np.arange(2), devices=[])
+
+
+# Multi-process: 6 batches of the durable shape; process 0 runs batches 0-2, process 1 batches 3-5.
+MP_EPISODES, MP_SEED = 6 * DURABLE_BATCH, 5
+MP_CLI = ["--episodes", str(MP_EPISODES), "--batch", str(DURABLE_BATCH), "--max-steps", str(DURABLE_HORIZON),
+          "--seed", str(MP_SEED), "--randomize", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    path = tmp_path_factory.mktemp("one") / "one.h5"
+    run_generation(GenerationConfig(env_name="reach", n_episodes=MP_EPISODES, output_path=path,
+                                    policy_type="scripted", max_steps=DURABLE_HORIZON, seed=MP_SEED,
+                                    batch_size=DURABLE_BATCH, domain_randomization=True, progress=False))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _start_processes(out, env, extra=(), n=2) -> list[subprocess.Popen]:
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *MP_CLI, "--output", str(out), *extra,
+                              "--coordinator", f"localhost:{port}", "--num-processes", str(n), "--process-id", str(i)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(n)]
+
+
+def _finish(procs, timeout=600) -> list[tuple[int, str, str]]:
+    """(exit status, stdout, stderr) of each process, once it ended."""
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, *o) for p, o in zip(procs, outputs)]
+
+
+def _assert_same_file(path, reference):
+    """Every dataset and every attribute equal, but the package versions."""
+    assert_same_episodes(episodes_of(path), episodes_of(reference))
+    assert episodes_of(path).keys() == episodes_of(reference).keys()
+    with h5py.File(path) as f, h5py.File(reference) as g:
+        a, b = dict(f.attrs), dict(g.attrs)
+    for attrs in (a, b):
+        attrs.pop("versions")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_two_processes_write_the_one_process_file(tmp_path, tmp_path_factory, one_process):
+    out = tmp_path / "two.h5"
+    results = _finish(_start_processes(out, subprocess_env(tmp_path_factory)))
+    for i, (rc, stdout, stderr) in enumerate(results):
+        assert rc == 0, f"process {i}: {stderr[-3000:]}"
+        assert f"Episodes           {MP_EPISODES}" in stdout  # every process reports the whole file
+    _assert_same_file(out, one_process)
+    assert not shards.partial_dir(out).exists()
+
+
+def test_killing_one_process_then_resuming_both_loses_nothing(tmp_path, tmp_path_factory, one_process):
+    out, env = tmp_path / "killed.h5", subprocess_env(tmp_path_factory)
+    procs = _start_processes(out, env)
+    partial, deadline = shards.partial_dir(out), time.time() + 600
+    # Wait for process 1's first shard (episodes >= 24), then kill it as a node failure would, and stop
+    # process 0 as the scheduler then would.
+    while not (partial.is_dir() and any(first >= MP_EPISODES // 2 for first, _, _ in shards.list_shards(partial))):
+        assert time.time() < deadline and procs[1].poll() is None, _finish(procs)
+        time.sleep(0.01)
+    procs[1].send_signal(signal.SIGKILL)
+    procs[0].send_signal(signal.SIGTERM)
+    _finish(procs)
+    assert procs[1].returncode == -signal.SIGKILL
+    if out.exists():  # everything was written before the signals landed: nothing to resume
+        _assert_same_file(out, one_process)
+        return
+    safe = episodes_of(out, allow_incomplete=True)
+    assert safe  # the finished shards stayed, and hold the one-process run's episodes
+    assert_same_episodes(safe, episodes_of(one_process))
+    for i, (rc, _, stderr) in enumerate(_finish(_start_processes(out, env, extra=["--resume"]))):
+        assert rc == 0, f"process {i}: {stderr[-3000:]}"
+    _assert_same_file(out, one_process)
+
+
+def test_distributed_arguments_are_checked():
+    with pytest.raises(ValueError, match="together"):
+        DistributedConfig(coordinator="localhost:1234")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        DistributedConfig(coordinator="localhost", num_processes=2, process_id=0)
+    with pytest.raises(ValueError, match="process_id must be in"):
+        DistributedConfig(coordinator="localhost:1", num_processes=2, process_id=2)
+    with pytest.raises(TypeError, match="distributed must be"):
+        GenerationConfig(distributed="yes")
