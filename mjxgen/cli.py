@@ -82,6 +82,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
                    help="camera image size (default 64 64)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_distributed_args(p)
+
+
+def add_distributed_args(p: argparse.ArgumentParser) -> None:
+    """--distributed, --coordinator, --num-processes, --process-id (read them with distributed_of)."""
     g = p.add_argument_group("many processes (jax.distributed; README: Scaling out)")
     g.add_argument("--distributed", action="store_true",
                    help="one of many processes, as the cluster's environment says (SLURM, ...)")

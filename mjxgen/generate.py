@@ -109,8 +109,8 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     finished batches stay in `<output_path>.partial/` and `resume=True` continues the run. With
     cfg.distributed, this process runs its share of the batches (mjxgen.distributed) and process 0 writes the
     file once every process has written its share."""
+    configure()  # the XLA flags, before anything creates JAX's backend
     dist.initialize(cfg.distributed)  # before JAX's first computation
-    configure()
     env = make_env(cfg.env_name, cfg.env_config)
     n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
     writer = dist.first_then_others(lambda join: open_writer(cfg, env, per_batch, join), "opening the run")
@@ -120,14 +120,22 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     done = sum(span(k)[1] - span(k)[0] for k in mine if k not in batches)
     start = time.perf_counter()
 
+    def saving():
+        return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
+                                   stop=writer.abort)
+
     def simulate() -> None:
-        with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
-                                 stop=writer.abort):
+        with saving():
             simulate_batches(cfg, env, writer, batches, per_batch, done)
             writer.flush()
 
+    def merge() -> None:
+        with saving():
+            if dist.is_main():  # the others' shards are on disk too: write the file
+                writer.finalize()
+
     dist.together(simulate, "simulating")
-    dist.together(lambda: writer.finalize() if dist.is_main() else None, "writing the file")
+    dist.together(merge, "writing the file")
     if not dist.is_main():  # process 0 counted every process's episodes
         writer.stats = RunStats.of_groups(EPISODES, (g for _, g in shards.iter_groups(writer.path)),
                                           shards.load_attrs(writer.path).get("dropped_episodes", []))

@@ -29,6 +29,8 @@ def subprocess_env(tmp_path_factory) -> dict:
     """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
     shares one persistent compilation cache, so only the first one compiles a shape."""
     env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)  # this checkout's mjxgen, whatever the script's folder
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
