@@ -103,11 +103,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_processes(out, env, extra=(), n=2) -> list[subprocess.Popen]:
-    port = _free_port()
-    return [subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *MP_CLI, "--output", str(out), *extra,
-                              "--coordinator", f"localhost:{port}", "--num-processes", str(n), "--process-id", str(i)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(n)]
+def _slurm_job_id() -> int:
+    """A SLURM job id whose coordinator port (jax.distributed: 61440 + id % 4096) is free here."""
+    for job_id in np.random.default_rng().permutation(4096):
+        with socket.socket() as s:
+            try:
+                s.bind(("localhost", 61440 + int(job_id)))
+            except OSError:
+                continue
+        return int(job_id)
+    raise RuntimeError("no free port in 61440..65535")
+
+
+def _start_processes(out, env, extra=(), n=2, slurm=False) -> list[subprocess.Popen]:
+    """n processes of one run: told their place by flags, or (slurm) by a SLURM job's environment and
+    --distributed, as `srun` would start them."""
+    port, job_id = _free_port(), _slurm_job_id()
+    procs = []
+    for i in range(n):
+        if slurm:
+            where, env_i = ["--distributed"], env | {"SLURM_JOB_ID": str(job_id), "SLURM_NTASKS": str(n),
+                                                     "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i),
+                                                     "SLURM_STEP_NODELIST": "localhost"}
+        else:
+            where, env_i = ["--coordinator", f"localhost:{port}", "--num-processes", str(n), "--process-id", str(i)], env
+        procs.append(subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *MP_CLI, "--output", str(out), *extra,
+                                       *where], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_i))
+    return procs
 
 
 def _finish(procs, timeout=600) -> list[tuple[int, str, str]]:
@@ -141,7 +163,7 @@ def test_two_processes_write_the_one_process_file(tmp_path, tmp_path_factory, on
 
 def test_killing_one_process_then_resuming_both_loses_nothing(tmp_path, tmp_path_factory, one_process):
     out, env = tmp_path / "killed.h5", subprocess_env(tmp_path_factory)
-    procs = _start_processes(out, env)
+    procs = _start_processes(out, env, slurm=True)  # and --distributed reads the SLURM job's environment
     partial, deadline = shards.partial_dir(out), time.time() + 600
     # Wait for process 1's first shard (episodes >= 24), then kill it as a node failure would, and stop
     # process 0 as the scheduler then would.
@@ -158,7 +180,7 @@ def test_killing_one_process_then_resuming_both_loses_nothing(tmp_path, tmp_path
     safe = episodes_of(out, allow_incomplete=True)
     assert safe  # the finished shards stayed, and hold the one-process run's episodes
     assert_same_episodes(safe, episodes_of(one_process))
-    for i, (rc, _, stderr) in enumerate(_finish(_start_processes(out, env, extra=["--resume"]))):
+    for i, (rc, _, stderr) in enumerate(_finish(_start_processes(out, env, extra=["--resume"], slurm=True))):
         assert rc == 0, f"process {i}: {stderr[-3000:]}"
     _assert_same_file(out, one_process)
 
