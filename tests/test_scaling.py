@@ -44,6 +44,15 @@ for name, (env, policy, n, horizon, seed, randomized) in CASES.items():
                                             randomization=RandomizationConfig() if randomized else None))
     for i, leaf in enumerate(jax.tree.leaves(r)):
         out[f"{name}/{i}"] = np.asarray(leaf)
+# devices=: where the episodes run. The first 4 reach episodes alone on the second device (the shape each device
+# compiled above): the same data, and only that device holds them.
+env, policy, n, horizon, seed, _ = CASES["reach"]
+both = mjxgen.rollout_batch(env, policy, np.arange(n), seed=seed, max_steps=horizon)
+assert both.lengths.sharding.device_set == set(jax.local_devices())
+alone = mjxgen.rollout_batch(env, policy, np.arange(4), seed=seed, max_steps=horizon, devices=jax.local_devices()[1:])
+assert alone.lengths.sharding.device_set == {jax.local_devices()[1]}, alone.lengths.sharding
+for a, b in zip(jax.tree.leaves(jax.device_get(alone)), jax.tree.leaves(jax.device_get(both))):
+    np.testing.assert_array_equal(a, b[:4])
 np.savez(sys.argv[1], **out)
 """
 
