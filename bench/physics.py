@@ -2,7 +2,7 @@
 
     python -m bench.physics [--batches 256 1024 4096] [--max-steps 200] [--reps 2] [--no-levers]
 
-- before: reach as on main (458fe25): joint limits on, gravity on (cancelled by gravcomp on every arm body),
+- before: reach as on main (1d4091d): joint limits on, gravity on (cancelled by gravcomp on every arm body),
   one stock `mjx.step` per substep, then the kinematics refresh (`MainArm`).
 - after: reach as in this tree, `make_env("reach")`.
 - levers (at the largest batch, unless --no-levers): main's options with this tree's physics step, then
@@ -12,6 +12,8 @@
 - native: `mujoco.rollout` (bench.throughput.baseline_mujoco_rollout: open loop, one thread per core) on the
   MjModel of the same variant, so both sides run the same model options. It is run right after the
   variant's MJX call, and the ratio is taken within each (MJX, native) pair, then averaged over reps.
+  The ratio is given per wall second (the target's unit) and per CPU-second of this process (less
+  sensitive to other processes on a shared machine, but blind to how many cores each side keeps busy).
 - agreement: before and after run the same episode ids in rep 0; the JSON records how many episodes end at
   the same step and the largest joint_pos difference within the episodes.
 
@@ -85,9 +87,18 @@ def options(env) -> dict:
 
 
 def rollout_rate(env, ids, max_steps: int):
-    t0 = time.perf_counter()
+    """Physics steps per wall second and per CPU-second of this process (all its threads)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(rollout_batch(env, "scripted", ids, seed=0, max_steps=max_steps))
-    return ids.size * max_steps * env.substeps / (time.perf_counter() - t0), out
+    steps = ids.size * max_steps * env.substeps
+    return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0), out
+
+
+def native_rate(env, batch: int, max_steps: int):
+    """mujoco.rollout's physics steps per wall second, and per CPU-second (its small warm-up call included)."""
+    c0 = time.process_time()
+    wall = baseline_mujoco_rollout(env, batch, max_steps)["physics_steps_per_s"]
+    return wall, batch * max_steps * env.substeps / (time.process_time() - c0)
 
 
 def measure(variants: dict, batch: int, max_steps: int, reps: int) -> tuple[dict, dict]:
@@ -97,23 +108,30 @@ def measure(variants: dict, batch: int, max_steps: int, reps: int) -> tuple[dict
         t0 = time.perf_counter()
         jax.block_until_ready(rollout_batch(env, "scripted", np.arange(batch), seed=0, max_steps=max_steps))
         rows[name] = {"variant": name, "batch": batch, **options(env), "first_call_s": time.perf_counter() - t0,
-                      "mjx_physics_steps_per_s": [], "native_physics_steps_per_s": []}
+                      "mjx_physics_steps_per_s": [], "native_physics_steps_per_s": [],
+                      "mjx_physics_steps_per_cpu_s": [], "native_physics_steps_per_cpu_s": []}
     for r in range(reps):
         ids = np.arange(batch * (r + 1), batch * (r + 2))  # the same new ids for every variant in a rep
         for name, env in variants.items():
-            rate, out = rollout_rate(env, ids, max_steps)
+            rate, rate_cpu, out = rollout_rate(env, ids, max_steps)
             if r == 0:
                 outs[name] = jax.device_get((out.lengths, out.success, out.trajectory.observations["joint_pos"]))
             del out
-            native = baseline_mujoco_rollout(env, batch, max_steps)["physics_steps_per_s"]
-            rows[name]["mjx_physics_steps_per_s"].append(rate)
-            rows[name]["native_physics_steps_per_s"].append(native)
-            print(f"  B={batch} rep {r} {name:28s} MJX {rate:>9,.0f}  native {native:>9,.0f}  ratio {rate / native:.3f}",
-                  flush=True)
+            native, native_cpu = native_rate(env, batch, max_steps)
+            row = rows[name]
+            row["mjx_physics_steps_per_s"].append(rate)
+            row["native_physics_steps_per_s"].append(native)
+            row["mjx_physics_steps_per_cpu_s"].append(rate_cpu)
+            row["native_physics_steps_per_cpu_s"].append(native_cpu)
+            print(f"  B={batch} rep {r} {name:28s} MJX {rate:>9,.0f}  native {native:>9,.0f}  ratio {rate / native:.3f}"
+                  f"  per CPU-s: {rate_cpu:>9,.0f} / {native_cpu:>9,.0f} = {rate_cpu / native_cpu:.3f}"
+                  f"  load {os.getloadavg()[0]:.1f}", flush=True)
     for row in rows.values():
         ratios = np.array(row["mjx_physics_steps_per_s"]) / np.array(row["native_physics_steps_per_s"])
         row["ratio_per_rep"] = ratios.tolist()
         row["ratio"] = float(ratios.mean())
+        cpu = np.array(row["mjx_physics_steps_per_cpu_s"]) / np.array(row["native_physics_steps_per_cpu_s"])
+        row["ratio_per_cpu_s"] = float(cpu.mean())
         row["mjx_best"] = max(row["mjx_physics_steps_per_s"])
         row["native_best"] = max(row["native_physics_steps_per_s"])
     return rows, outs
@@ -159,10 +177,10 @@ def main() -> None:
     print(f"\nreach / scripted, T={a.max_steps}, 4 physics steps per env step, device {dev}, {platform.machine()}, "
           f"{os.cpu_count()} cores; load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end")
     print(f"{'batch':>6} {'variant':28s} {'limits':>6} {'gravity':>7} {'MJX phys/s':>11} {'native phys/s':>13} "
-          f"{'MJX/native':>10}  per rep")
+          f"{'MJX/native':>10} {'per CPU-s':>9}  per rep")
     for r in results:
         print(f"{r['batch']:>6} {r['variant']:28s} {str(r['joint_limits']):>6} {str(r['gravity']):>7} "
-              f"{r['mjx_best']:>11,.0f} {r['native_best']:>13,.0f} {r['ratio']:>10.2f}  "
+              f"{r['mjx_best']:>11,.0f} {r['native_best']:>13,.0f} {r['ratio']:>10.2f} {r['ratio_per_cpu_s']:>9.2f}  "
               f"{' '.join(f'{x:.2f}' for x in r['ratio_per_rep'])}")
     for b, g in agree.items():
         print(f"B={b}: before vs after on the same {g['episodes']} episodes: success {g['success_before']:.3f} -> "
@@ -175,6 +193,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "date": date, "device": dev, "cpu_count": os.cpu_count(), "versions": package_versions(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # as mjxgen.configure() set them: what users get
         "load_average_start": load_start, "load_average_end": load_end,
         "policy": "scripted", "max_steps": a.max_steps, "substeps": after.substeps, "reps": a.reps,
         "native": "mujoco.rollout, open loop, one thread per core, the variant's own MjModel",
