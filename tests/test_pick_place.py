@@ -10,6 +10,7 @@ from mujoco import mjx
 
 from conftest import PP_BATCH, PP_HORIZON
 from mjxgen import make_env
+from mjxgen.envs.arm import step
 from mjxgen.rollout import rollout_batch
 
 PP_OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3, "object_pos": 3, "object_quat": 4,
@@ -104,7 +105,7 @@ def test_contact_rollout_matches_native(pick_place_file, pp_env):
     mx = mjx.put_data(m, d)
 
     def body(x, c):
-        x = mjx.step(pp_env.mjx_model, x.replace(ctrl=c))
+        x = step(pp_env.mjx_model, x.replace(ctrl=c))  # the env's physics step, with the constraint solver
         return x, x.qpos
 
     _, qpos_mjx = jax.jit(lambda x, c: jax.lax.scan(body, x, c))(mx, jnp.asarray(ctrl, jnp.float32))

@@ -20,6 +20,8 @@ import mujoco
 import numpy as np
 from jax import lax
 from mujoco import mjx
+from mujoco.mjx._src import forward as mjx_forward  # _advance: not exported by mjx
+from mujoco.mjx._src import smooth as mjx_smooth  # solve_m: not exported by mjx
 
 from kernels import dmp, ik, policies, randomize
 
@@ -126,9 +128,13 @@ class Arm:
         return self.next_ctrl(jacp[self.arm_dof_adr].T, self.joint_pos(d), d.ctrl, action)
 
     def physics_step(self, m: mjx.Model, d: mjx.Data, ctrl: jax.Array) -> mjx.Data:
-        """Hold ctrl for `substeps` MJX steps, then refresh kinematics so positions match qpos."""
-        d = d.replace(ctrl=ctrl)
-        d = lax.fori_loop(0, self.config.substeps, lambda _, x: mjx.step(m, x), d)
+        """Hold ctrl for `substeps` physics steps (`step`), then refresh kinematics so positions match qpos.
+
+        d's kinematics must be current (computed from its qpos), as they are after reset and after every
+        physics_step: the first substep reuses them instead of computing them again.
+        """
+        d = step(m, d.replace(ctrl=ctrl), kinematics_current=True)
+        d = lax.fori_loop(1, self.config.substeps, lambda _, x: step(m, x), d)
         return refresh(m, d)
 
 
@@ -138,6 +144,86 @@ def refresh(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     mjx.step computes kinematics before integrating, so after it they lag qpos by one physics step.
     """
     return mjx.com_pos(m, mjx.kinematics(m, d))
+
+
+def step(m: mjx.Model, d: mjx.Data, kinematics_current: bool = False) -> mjx.Data:
+    """mjx.step (JAX implementation, implicitfast integrator) without the work the arm scenes never need.
+
+    The stages of mjx.step in its order, built from MJX's public stage functions, except that:
+    - kinematics and com_pos are skipped when `kinematics_current` (d's positions already match its qpos);
+    - camlight is skipped: cameras and lights are rendered on the host from qpos, never from MJX data;
+    - xfrc_applied is not accumulated: the arm tasks never apply Cartesian forces, and MJX builds a body
+      Jacobian per body for it (about a fifth of a step);
+    - a model without constraint rows (reach) skips the factorization of M and qacc_smooth: implicitfast
+      integrates qfrc_smooth with its own factorization, so d.qacc is left as it was;
+    - implicitfast factorizes M - dt * dqfrc/dqvel with an unrolled Cholesky (`_cholesky`) instead of a
+      batched LAPACK call. The matrix is nv x nv with nv = 9 (reach) or 15 (pick_place).
+    Physics are unchanged: tests/test_rollout.py compares it with native mujoco.mj_step.
+    """
+    if m.opt.integrator != mjx.IntegratorType.IMPLICITFAST:
+        raise NotImplementedError(f"the arm's physics step implements implicitfast only, not {m.opt.integrator}")
+    if not kinematics_current:
+        d = refresh(m, d)
+    d = mjx.tendon(m, d)
+    d = mjx.crb(m, d)
+    d = mjx.tendon_armature(m, d)
+    d = mjx.collision(m, d)
+    d = mjx.make_constraint(m, d)
+    constrained = d._impl.efc_J.shape[0] > 0  # static: the model fixes the number of constraint rows
+    if constrained:
+        d = mjx.factor_m(m, d)
+    d = mjx.transmission(m, d)
+    if m.nsensor:
+        d = mjx.sensor_pos(m, d)
+    d = mjx.fwd_velocity(m, d)
+    if m.nsensor:
+        d = mjx.sensor_vel(m, d)
+    d = mjx.fwd_actuation(m, d)
+    d = d.replace(qfrc_smooth=d.qfrc_passive - d.qfrc_bias + d.qfrc_actuator + d.qfrc_applied)
+    if constrained:
+        d = d.replace(qacc_smooth=mjx_smooth.solve_m(m, d, d.qfrc_smooth))
+        d = mjx.solve(m, d)
+        if m.nsensor:
+            d = mjx.sensor_acc(m, d)
+    return _implicitfast(m, d)
+
+
+def _implicitfast(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+    """mjx.implicit: qacc = (M - dt * dqfrc_smooth/dqvel)^-1 (qfrc_smooth + qfrc_constraint), then advance."""
+    qderiv = mjx.deriv_smooth_vel(m, d)
+    if qderiv is None or mjx.is_sparse(m):
+        return mjx.implicit(m, d)
+    qm = d._impl.M - m.opt.timestep * qderiv
+    qacc = _cho_solve(_cholesky(qm), d.qfrc_smooth + d.qfrc_constraint)
+    return mjx_forward._advance(m, d, d.act_dot, qacc)
+
+
+def _cholesky(a: jax.Array) -> list[list[jax.Array]]:
+    """Lower Cholesky factor of a small SPD matrix (n, n), unrolled: rows of scalars, upper half None.
+
+    Under the rollout's vmap every entry is one vector over the batch, which XLA fuses; a batched LAPACK
+    call (jax.scipy.linalg.cho_factor) factorizes the matrices one by one and transposes them first.
+    """
+    n = a.shape[-1]
+    low = [[None] * n for _ in range(n)]
+    for j in range(n):
+        low[j][j] = jnp.sqrt(a[j, j] - sum((low[j][k] * low[j][k] for k in range(j)), 0.0))
+        inv = 1.0 / low[j][j]
+        for i in range(j + 1, n):
+            low[i][j] = (a[i, j] - sum((low[i][k] * low[j][k] for k in range(j)), 0.0)) * inv
+    return low
+
+
+def _cho_solve(low: list[list[jax.Array]], b: jax.Array) -> jax.Array:
+    """x (n,) with L L^T x = b, for L from _cholesky."""
+    n = len(low)
+    y = [None] * n
+    for i in range(n):
+        y[i] = (b[i] - sum((low[i][k] * y[k] for k in range(i)), 0.0)) / low[i][i]
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (y[i] - sum((low[k][i] * x[k] for k in range(i + 1, n)), 0.0)) / low[i][i]
+    return jnp.stack(x)
 
 
 class ArmTask:

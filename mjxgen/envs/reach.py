@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from mujoco import mjx
 
 from kernels import policies
-from mjxgen.envs.arm import ArmConfig, ArmTask
+from mjxgen.envs.arm import ArmConfig, ArmTask, refresh
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,12 +48,11 @@ class ReachEnv(ArmTask):
 
     def reset(self, m: mjx.Model, key: jax.Array) -> ReachState:
         """The home posture and a target drawn uniformly in the workspace box."""
-        del m
         low = jnp.asarray(self.config.target_low, jnp.float32)
         high = jnp.asarray(self.config.target_high, jnp.float32)
         target = jax.random.uniform(key, (3,), minval=low, maxval=high)
         data = self._data0.replace(mocap_pos=self._data0.mocap_pos.at[self._target_mocap].set(target))
-        return ReachState(data, target)
+        return ReachState(refresh(m, data), target)  # the target body's pose too: physics_step's invariant
 
     def observe(self, state: ReachState) -> dict[str, jax.Array]:
         return self.arm_obs(state.data) | {"target_pos": state.target_pos}
