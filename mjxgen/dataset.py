@@ -11,11 +11,12 @@ import h5py
 import numpy as np
 
 from mjxgen import shards
-from mjxgen.layout import ACTIONS, EPISODES, IMAGE, LAYOUTS, OBSERVATIONS, REWARDS, Layout, observation
+from mjxgen.layout import EPISODES, FLAT, IMAGE, LAYOUTS, META, Layout
+from mjxgen.sources import EpisodeSource, FlatSource, FormatError
 from mjxgen.stats import RunStats
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(FormatError):
     """The file is not a readable mjxgen dataset, or is an unfinished run read without allow_incomplete."""
 
 
@@ -66,7 +67,12 @@ def describe(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[P
     name = "the file"
     try:
         stats = RunStats()
-        for name, group in shards.iter_groups(source):
+        if layout is FLAT:
+            for name, f in _files(source):
+                m = f[META]
+                for n, s, r, i in zip(m["length"][()], m["success"][()], m["total_reward"][()], m["invalid"][()]):
+                    stats.add(length=int(n), success=bool(s), total_reward=float(r), invalid=bool(i))
+        for name, group in shards.iter_groups(source) if layout is not FLAT else ():
             layout.group_index(name)
             stats.add_group(layout, group)
     except (OSError, KeyError, ValueError, TypeError) as e:
@@ -76,33 +82,45 @@ def describe(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[P
     return source, complete, attrs, stats
 
 
+def _paths(source: Path) -> list[Path]:
+    """The HDF5 files of a complete file (itself) or of an unfinished run (its shards, in order)."""
+    return [p for _, _, p in shards.list_shards(source)] if source.is_dir() else [source]
+
+
+def _files(source: Path):
+    """(name, open file) of each HDF5 file of a run, in order; each closed when the next is requested."""
+    for p in _paths(source):
+        with h5py.File(p, "r") as f:
+            yield p.name, f
+
+
 class TrajectoryDataset:
-    """Every timestep of every episode of an arm-task dataset, read lazily.
+    """Every timestep of every episode of an arm-task dataset, read lazily, in either layout ("episodes" or
+    "flat").
 
     Item i is {"observations": {key: (...)}, "actions": (A,), "rewards": (), "episode": (), "timestep": ()}:
     a plain sequence of dicts of NumPy arrays, so PyTorch's DataLoader batches it unchanged when torch is
     installed (torch is not a dependency).
 
-    Opening reads the attributes and dataset shapes of every episode and checks them; no array is read. An
+    Opening reads the per-episode metadata and dataset shapes and checks them; no step array is read. An
     item reads the requested observation keys (`obs_keys`; default: every key but `image`) of its own episode
     only: the small arrays of one episode at a time (kept while consecutive items stay in it) and one frame of
     an image (when `image` is requested). So memory stays flat however large the file. The
     `observations`, `actions` and `rewards` attributes load every step of the requested keys into memory on
     first use. An unfinished run (`<file>.partial/`) is refused unless allow_incomplete=True; it then reads
-    the finished batches. A malformed file raises DatasetFormatError with one line naming the problem.
+    the finished blocks. A malformed file raises DatasetFormatError with one line naming the problem.
     """
 
     def __init__(self, path: str | os.PathLike, obs_keys: tuple[str, ...] | list[str] | None = None,
                  allow_incomplete: bool = False):
         source, self.complete, self.attrs, layout = open_run(path, allow_incomplete)
-        if layout is not EPISODES:
+        if layout not in (EPISODES, FLAT):
             raise DatasetFormatError(f"{source} is a {layout.format} file; TrajectoryDataset reads {EPISODES.format} "
-                                     "files (the arm tasks)")
-        self.path = source
+                                     f"and {FLAT.format} files (the arm tasks)")
+        self.path, self.layout = source, layout
         self._files: list[h5py.File] = []
         self._pid = None
-        names = self._index()
-        available = tuple(names)
+        available = self._index()
         if obs_keys is None:
             obs_keys = tuple(k for k in available if k != IMAGE)
         missing = [k for k in obs_keys if k not in available]
@@ -117,37 +135,30 @@ class TrajectoryDataset:
         self._loaded: dict | None = None
 
     # --- opening and checking ----------------------------------------------------------------------------
-    def _open(self) -> list[h5py.File]:
-        """The open files (one, or one per shard of an unfinished run); reopened in a new process (DataLoader
-        workers), since HDF5 handles don't survive a fork."""
+    def _source(self):
+        """The layout's reader over the open files (one, or one per shard of an unfinished run); reopened in a
+        new process (DataLoader workers), since HDF5 handles don't survive a fork."""
         if self._pid != os.getpid():
-            paths = [p for _, _, p in shards.list_shards(self.path)] if self.path.is_dir() else [self.path]
-            self._files = [h5py.File(p, "r") for p in paths]
+            self._files = [h5py.File(p, "r") for p in _paths(self.path)]
             self._pid = os.getpid()
-        return self._files
+            self._reader = (FlatSource if self.layout is FLAT else EpisodeSource)(self.path, self._files)
+            self._reader_index = self._reader.index()
+        return self._reader
 
     def _index(self) -> tuple[str, ...]:
-        """Read every episode's attributes and shapes; returns the observation keys."""
-        where, attrs, keys, name = [], [], None, "the file"
+        """Read every episode's metadata and check the shapes; returns the observation keys."""
         try:
-            for fi, f in enumerate(self._open()):
-                for name in sorted(f, key=lambda n: _episode_number(self.path, n)):
-                    g = f[name]
-                    keys = _check_episode(self.path, name, g, keys)
-                    where.append((fi, name))
-                    attrs.append(dict(g.attrs))
-        except DatasetFormatError:
-            raise
+            self._source()
+            index = self._reader_index
+        except FormatError as e:
+            raise DatasetFormatError(str(e)) from None
         except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
-            raise DatasetFormatError(f"{self.path}: {name} is unreadable or malformed ({_first_line(e)})") from None
-        if not where:
+            raise DatasetFormatError(f"{self.path}: unreadable or malformed ({_first_line(e)})") from None
+        if not len(index.lengths):
             raise DatasetFormatError(f"{self.path} holds no episodes")
-        self._where = where
-        self.episode_lengths = np.array([int(a["length"]) for a in attrs])
-        self.episode_index = np.array([int(a["episode_index"]) for a in attrs])
-        self.success = np.array([bool(a["success"]) for a in attrs])
-        self.invalid = np.array([bool(a.get("invalid", False)) for a in attrs])
-        return keys
+        self.episode_lengths, self.episode_index = index.lengths, index.episode_index
+        self.success, self.invalid = index.success, index.invalid
+        return index.keys
 
     def close(self) -> None:
         for f in self._files:
@@ -161,7 +172,8 @@ class TrajectoryDataset:
         self.close()
 
     def __getstate__(self):  # picklable for DataLoader workers: they reopen the file
-        return {k: v for k, v in self.__dict__.items() if k not in ("_files", "_cached", "_pid")}
+        drop = ("_files", "_cached", "_pid", "_reader", "_reader_index")
+        return {k: v for k, v in self.__dict__.items() if k not in drop}
 
     def __setstate__(self, state):
         self.__dict__.update(state, _files=[], _pid=None, _cached=None)
@@ -183,18 +195,13 @@ class TrajectoryDataset:
         return int(self._starts[-1])
 
     # --- reading -------------------------------------------------------------------------------------------
-    def _group(self, e: int) -> h5py.Group:
-        fi, name = self._where[e]
-        return self._open()[fi][name]
-
     def episode(self, e: int) -> dict:
         """Episode e (0-based position in the file) whole: observations {key: (L, ...)} of the requested keys
         (images excluded), actions (L, A), rewards (L,)."""
         if self._cached is not None and self._cached[0] == e:
             return self._cached[1]
-        g = self._group(e)
-        arrays = {"observations": {k: g[observation(k)][()] for k in self.obs_keys if k != IMAGE},
-                  "actions": g[ACTIONS][()], "rewards": g[REWARDS][()]}
+        keys = tuple(k for k in self.obs_keys if k != IMAGE)
+        arrays = self._source().episode(e, keys, int(self.episode_lengths[e]))
         self._cached = (e, arrays)
         return arrays
 
@@ -208,7 +215,7 @@ class TrajectoryDataset:
         arrays = self.episode(e)
         obs = {k: v[t] for k, v in arrays["observations"].items()}
         if IMAGE in self.obs_keys:
-            obs[IMAGE] = self._group(e)[observation(IMAGE)][t]
+            obs[IMAGE] = self._source().frame(e, t)
         return {"observations": obs, "actions": arrays["actions"][t], "rewards": arrays["rewards"][t],
                 "episode": self.episode_index[e], "timestep": t}
 
@@ -235,31 +242,3 @@ class TrajectoryDataset:
     @property
     def rewards(self) -> np.ndarray:
         return self._load()["rewards"]
-
-
-def _episode_number(path: Path, name: str) -> int:
-    try:
-        return EPISODES.group_index(name)
-    except ValueError as e:
-        raise DatasetFormatError(f"{path}: {e}") from None
-
-
-def _check_episode(path: Path, name: str, g: h5py.Group, keys: tuple[str, ...] | None) -> tuple[str, ...]:
-    """Check one episode's datasets against its length (shapes only: nothing is read); returns its keys."""
-
-    def bad(what: str):
-        raise DatasetFormatError(f"{path}: {name} {what}")
-
-    obs = g[OBSERVATIONS]
-    own = tuple(obs)
-    if keys is not None and own != keys:
-        bad(f"has observations {sorted(own)}, but earlier episodes have {sorted(keys)}")
-    actions, rewards = g[ACTIONS], g[REWARDS]
-    if len(rewards.shape) != 1 or len(actions.shape) != 2 or actions.shape[0] != rewards.shape[0]:
-        bad(f"has actions {actions.shape} and rewards {rewards.shape}; expected (L, A) and (L,)")
-    for k in own:
-        if obs[k].shape[0] != rewards.shape[0]:
-            bad(f"has observations/{k} of length {obs[k].shape[0]}, but {rewards.shape[0]} rewards")
-    if int(g.attrs["length"]) != rewards.shape[0]:
-        bad(f"says length {int(g.attrs['length'])} but holds {rewards.shape[0]} steps")
-    return own
