@@ -150,6 +150,24 @@ def test_compression_is_the_codec_of_every_dataset(short, tmp_path, codec):
         np.testing.assert_array_equal(a, _read(path, "actions")[i])
 
 
+def test_layout_flat_and_dtype_float32(short, tmp_path):
+    path, stats = _run(tmp_path, "flat.h5", layout="flat", dtype="float32")
+    assert stats == {**short[1], "output_path": str(path), "file_size_mb": stats["file_size_mb"]}
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "mjxgen-flat" and _config(path)["layout"] == "flat"
+        assert {f[f"data/{k}"].dtype for k in ("joint_pos", "ee_pos", "actions", "rewards")} == {np.dtype(np.float32)}
+        ends = f["meta/episode_ends"][()]
+        starts = np.concatenate([[0], ends[:-1]])
+        for j, i in enumerate(f["meta/episode_index"][()]):  # the same episodes, at float32
+            np.testing.assert_array_equal(f["data/ee_pos"][starts[j]:ends[j]],
+                                          _read(short[0], "observations/ee_pos")[i].astype(np.float32))
+    assert stats["file_size_mb"] < short[1]["file_size_mb"]
+    with pytest.raises(ValueError, match="layout"):
+        _run(tmp_path, "bad.h5", layout="columns")
+    with pytest.raises(ValueError, match="dtype"):
+        _run(tmp_path, "bad.h5", dtype="float16")
+
+
 def test_overwrite_replaces_the_file(short, tmp_path):
     path = tmp_path / "x.h5"
     _run(tmp_path, seed=1)
