@@ -59,7 +59,7 @@ class GenerationConfig:
     domain_randomization: bool | RandomizationConfig = False
     max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
     seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
-    batch_size: int = 256  # most episodes per device call
+    batch_size: int = 256  # most episodes simulated at once (slots: see mjxgen.simulate.slots)
     camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
     image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
     compression: str = "gzip"  # HDF5 codec: gzip, lzf or none

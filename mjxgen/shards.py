@@ -118,6 +118,9 @@ class ShardStore:
         self.partial = partial
         self.manifest = manifest
         self.shards = shards
+        # merge(out, shard paths) fills the output file at finalize; by default every shard's top-level groups
+        # are copied (raw chunks, not recompressed). The flat layout sets its own (mjxgen.flat.merge).
+        self.merge: Callable[[h5py.File, list[Path]], None] = copy_groups
 
     @classmethod
     def open(cls, output: str | os.PathLike, fmt: str, config: dict, attrs: dict, resume: bool) -> "ShardStore":
@@ -172,16 +175,15 @@ class ShardStore:
         _write_atomically(path, create)
         self.shards.append((first, end, path))
 
-    def finalize(self, attrs: dict, merge: Callable[[h5py.File, list[Path]], None] | None = None) -> Path:
-        """Merge the shards into the output file, mark it complete, and remove the partial directory. `merge(out,
-        shard paths)` fills the output; by default every shard's top-level groups are copied (raw chunks, not
-        recompressed)."""
+    def finalize(self, attrs: dict) -> Path:
+        """Merge the shards into the output file (`self.merge`), mark it complete, and remove the partial
+        directory."""
 
         def write(tmp: Path) -> None:
             with h5py.File(tmp, "w", libver=LIBVER) as out:
                 out.attrs.update(self.manifest["attrs"])
                 out.attrs.update(attrs)
-                (merge or copy_groups)(out, [shard for _, _, shard in self.shards])
+                self.merge(out, [shard for _, _, shard in self.shards])
                 out.attrs["complete"] = True
 
         _write_atomically(self.output, write)

@@ -30,8 +30,11 @@ def _bar(cfg: GenerationConfig, writer: DatasetWriter) -> tqdm:
 
 
 def slots(cfg: GenerationConfig) -> int:
-    """Episodes simulated at once by the streaming form: batch_size, or fewer for a smaller dataset."""
-    return min(cfg.batch_size, cfg.n_episodes)
+    """Episodes simulated at once by the streaming form: plan_batches' batch (at most batch_size; for example
+    5000 episodes at batch_size 4096 run through 2500 slots). The fixed-horizon form uses the same batch, so
+    both run one compiled program, and an episode is bit for bit the same in both (XLA may round differently
+    in a program of another batch size)."""
+    return plan_batches(cfg.n_episodes, cfg.batch_size)[1]
 
 
 def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple[int, int]:

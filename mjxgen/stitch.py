@@ -13,9 +13,6 @@ import numpy as np
 
 from mjxgen.layout import HostBatch
 
-_ROW_FIELDS = ("episode_id", "finite", "actions", "rewards", "qpos")
-
-
 class Stitcher:
     """Collects the active rows of streamed segments and hands out blocks of `block` consecutive ids, in order,
     once all their episodes have ended. Ids run over [first, end)."""

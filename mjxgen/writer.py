@@ -126,6 +126,8 @@ class DatasetWriter:
                  "dtype": dtype, "config": json.dumps(config, sort_keys=True),
                  "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml}
         self.store = shards.ShardStore.open(self.path, self.layout.format, config, attrs, resume)
+        if self.layout is FLAT:
+            self.store.merge = flat.merge
         self.stats = self._recount()  # a resumed run's episodes count too
         self._flusher = BackgroundFlusher(self._flush, on_exit=self.encoder.close,
                                           failure=lambda e: OSError(f"writing {self.store.partial} failed: {e}"))
@@ -148,8 +150,7 @@ class DatasetWriter:
         self.flush()
         s = self.stats
         self.store.finalize({"total_episodes": s.episodes, "total_steps": s.steps, "invalid_episodes": s.invalid,
-                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)},
-                            flat.merge if self.layout is FLAT else None)
+                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)})
 
     def abort(self) -> None:
         """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""

@@ -95,7 +95,7 @@ def test_policy_type_changes_the_actions(short, tmp_path):
 def test_n_episodes_and_batch_size(short, tmp_path):
     path, stats = _run(tmp_path, "two_batches.h5", n_episodes=2 * API_N, batch_size=API_N + 6)
     assert stats["total_episodes"] == 2 * API_N
-    assert _config(path)["batch_size"] == API_N + 6  # 48 episodes, 30 simulated at once (slots)
+    assert _config(path)["batch_size"] == API_N  # 48 episodes at most 30 at once: 24 slots (2 x 24 episodes)
     first, two = _read(short[0], "observations/joint_pos"), _read(path, "observations/joint_pos")
     assert sorted(two) == list(range(2 * API_N))
     for i in range(API_N):  # the batching does not change an episode

@@ -146,7 +146,7 @@ def test_episodes_and_batch_flags(base, tmp_path):
     path = _generate(c, tmp_path, n=48, batch=30)
     with h5py.File(path) as f:
         assert len(f.keys()) == 48  # --n-episodes / --episodes
-        assert json.loads(f.attrs["config"])["batch_size"] == 30  # --batch 30: 30 episodes simulated at once
+        assert json.loads(f.attrs["config"])["batch_size"] == 24  # --batch 30: 24 slots (2 x 24 episodes), not 30
 
 
 def test_policy_flag(base, tmp_path):

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mjxgen import cli, flat, shards
+from mjxgen import cli, flat
 from mjxgen.dataset import TrajectoryDataset
 from mjxgen.layout import FLAT, HostBatch
 from mjxgen.writer import DatasetWriter
