@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def info(path: str, allow_incomplete: bool = False) -> int:
     """`mjxgen info PATH`: print what a dataset file (arm task or PushT) holds and whether it is complete."""
-    from mjxgen.dataset import DatasetFormatError, describe
+    from mjxgen.runs import DatasetFormatError, describe
 
     try:
         source, complete, attrs, stats = describe(path, allow_incomplete)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernels import randomize
-from mjxgen import runtime, stream, xla_config
+from mjxgen import runtime, stream, values, xla_config
 from mjxgen.envs import make_env
 from mjxgen.episode import (INIT_KEY, RANDOMIZE_KEY, EpisodeStart, Transition, episode_key, record,  # noqa: F401
                             resolve_policy, start_episode, step_episode)
@@ -118,8 +118,8 @@ def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, r
     for _ in range(-(-max_steps // SEGMENT_STEPS)):
         st, seg = fn(*args, st)
         segments.append(seg)
-    values = stream.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params)
-    return _assemble(segments, max_steps, jnp.asarray(ids, jnp.int32), values)
+    per_episode = values.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params)
+    return _assemble(segments, max_steps, jnp.asarray(ids, jnp.int32), per_episode)
 
 
 @functools.partial(jax.jit, static_argnums=1)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from mjxgen import stream
+from mjxgen import stream, values
 from mjxgen.config import GenerationConfig
 from mjxgen.layout import HostBatch
 from mjxgen.rollout import SEGMENT_STEPS, Rollout, rollout_batch
@@ -44,7 +44,7 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple[
     first, b = writer.done, slots(cfg)
     stitcher = Stitcher(first, cfg.n_episodes, b, keep_qpos=cfg.camera)
     pending: list[tuple[HostBatch, dict | None]] = []
-    per_episode = cfg.camera or cfg.randomization is not None or stream.records_anything(env, cfg.policy_type)
+    per_episode = cfg.camera or cfg.randomization is not None or values.records_anything(env, cfg.policy_type)
     with _bar(cfg, writer) as bar:
         segments = stream.run_segments(env, cfg.policy_type, first=first, count=cfg.n_episodes - first, slots=b,
                                        seed=cfg.seed, max_steps=cfg.max_steps, steps=SEGMENT_STEPS,
@@ -53,18 +53,18 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple[
             stitcher.add(seg)
             _hand_over(cfg, writer, pending, bar)
             for batch in stitcher.ready():
-                values = stream.episode_values(env, cfg.policy_type, batch.episode_ids, seed=cfg.seed,
-                                               randomization=cfg.randomization) if per_episode else None
-                pending.append((batch, values))
+                ep_values = values.episode_values(env, cfg.policy_type, batch.episode_ids, seed=cfg.seed,
+                                                  randomization=cfg.randomization) if per_episode else None
+                pending.append((batch, ep_values))
         _hand_over(cfg, writer, pending, bar)
     return stitcher.simulated_steps, stitcher.useful_steps
 
 
 def _hand_over(cfg: GenerationConfig, writer: DatasetWriter, pending: list, bar: tqdm) -> None:
     """Complete the pending blocks with their per-episode values and queue them for writing."""
-    for batch, values in pending:
-        if values is not None:
-            v = jax.device_get(values)
+    for batch, per_episode in pending:
+        if per_episode is not None:
+            v = jax.device_get(per_episode)
             batch = batch._replace(policy_record=v["policy_record"], mocap_pos=v["mocap_pos"],
                                    randomization=v["randomization"] if cfg.randomization is not None else None)
         writer.write_batch(batch)

@@ -2,7 +2,7 @@
 
 Episodes end out of order (a short one started late ends before a long one started early). The shard store
 commits contiguous id ranges, so finished episodes wait here until every id of a block [first, end) has ended;
-then the block leaves as one HostBatch (its per-episode values still empty: see mjxgen.stream.episode_values).
+then the block leaves as one HostBatch (its per-episode values still empty: see mjxgen.values.episode_values).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ A slot's episode ends at its first success or after max_steps steps. Ids come fr
 (`IdSource`: first + stride * k, k handed out in order), so data never depend on the slot an episode ran in.
 Every slot runs `start_episode` / `step_episode` of mjxgen.rollout, the functions of rollout_batch, so a
 streamed episode equals its fixed-horizon twin bit for bit. Per-episode values (the policy's record, the
-randomization draw, the mocap bodies) are not streamed: `episode_values` recomputes them for finished ids.
+randomization draw, the mocap bodies) are not streamed: mjxgen.values recomputes them for finished ids.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import numpy as np
 from jax import lax
 
 from kernels import randomize
-from mjxgen.episode import Transition, record, resolve_policy, start_episode, step_episode
+from mjxgen.episode import Transition, resolve_policy, start_episode, step_episode
 
 # How many times each segment program has been traced, keyed by (env, policy, max_steps, steps, slots).
 TRACE_COUNT: collections.Counter = collections.Counter()
-# Episodes per call of the per-episode values program (one compiled shape for every batch size).
-VALUES_CHUNK = 64
 
 
 class IdSource(NamedTuple):
@@ -208,36 +206,3 @@ def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, 
 def ranges(randomization):
     """The randomization ranges as the programs take them (float32 leaves: on or off, no recompile)."""
     return (randomize.OFF if randomization is None else randomization).as_arrays()
-
-
-@functools.cache
-def _compiled_values(env, policy):
-    policy, _ = resolve_policy(env, policy)
-
-    def run(m, seed, ids, randomization, params):
-        s = jax.vmap(lambda i: start_episode(env, policy, m, seed, i, randomization, params))(ids)
-        return {"policy_record": record(policy, s.policy_state), "randomization": s.draw._asdict(),
-                "mocap_pos": s.state.data.mocap_pos}
-
-    return jax.jit(run)
-
-
-def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None) -> dict:
-    """The per-episode values of episodes ids (E,), as device arrays (dispatched, not awaited): policy_record
-    {field: (E, ...)}, randomization {field: (E, ...)} and mocap_pos (E, nmocap, 3). They depend only on
-    (seed, id), so they are recomputed here (one reset per episode) rather than streamed with every step."""
-    fn = _compiled_values(env, policy)
-    dr = ranges(randomization)
-    n = len(ids)
-    padded = np.resize(np.asarray(ids, np.int32), -(-n // VALUES_CHUNK) * VALUES_CHUNK)
-    parts = [fn(env.mjx_model, jnp.uint32(seed), jnp.asarray(c), dr, params)
-             for c in padded.reshape(-1, VALUES_CHUNK)]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n], *parts)
-
-
-def records_anything(env, policy, params=None) -> bool:
-    """Whether the policy records anything per episode (traced, never compiled)."""
-    policy, _ = resolve_policy(env, policy)
-    shapes = jax.eval_shape(lambda: record(policy, start_episode(env, policy, env.mjx_model, jnp.uint32(0), jnp.int32(0),
-                                                                 randomize.OFF.as_arrays(), params).policy_state))
-    return bool(jax.tree.leaves(shapes))
