@@ -1,4 +1,5 @@
-"""Command-line entry points: `mjxgen datagen ...` (seed 000's flags) and `python -m mjxgen.<task>`.
+"""Command-line entry points: `mjxgen datagen|train|eval ...` (seed 000's flags), `mjxgen info` and
+`python -m mjxgen.<task>`.
 
 Bad input ends with a one-line `error: ...` and exit status 2, never a traceback.
 """
@@ -172,9 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="summarize a dataset file: counts, success, lengths, config, completeness")
     i.add_argument("path")
     i.add_argument("--allow-incomplete", action="store_true", help="also summarize an unfinished run (.partial)")
+    _add_train(sub.add_parser("train", help="train a policy on a dataset (seed 000's flags)"))
+    _add_eval(sub.add_parser("eval", help="evaluate a checkpoint in simulation (seed 000's flags)"))
     a = p.parse_args(argv)
     if a.command == "info":
         return info(a.path, a.allow_incomplete)
+    if a.command == "train":
+        return train(a)
+    if a.command == "eval":
+        return evaluate(a)
     return _run(
         ["mjxgen", *argv],
         env_name=a.env_name,
@@ -215,6 +222,121 @@ def info(path: str, allow_incomplete: bool = False) -> int:
     print_table(rows)
     print("Config:")
     print(json.dumps(json.loads(attrs["config"]), indent=2, sort_keys=True))
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+def _add_train(t: argparse.ArgumentParser) -> None:
+    from mjxgen.models import ModelRegistry
+
+    t.add_argument("--model", choices=ModelRegistry.names(), default="bc", help="the model (default bc)")
+    t.add_argument("--dataset", required=True, help="an HDF5 dataset of the arm tasks (mjxgen datagen's output)")
+    t.add_argument("--max-steps", type=positive_int, default=50_000, help="optimizer steps (default 50000)")
+    t.add_argument("--batch-size", type=positive_int, default=64, help="steps per batch (default 64)")
+    t.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam's learning rate (default 1e-4)")
+    t.add_argument("--output-dir", default="checkpoints", help="where checkpoints go (default checkpoints/)")
+    t.add_argument("--seed", type=_seed, default=0, help="weights' init and shuffling seed (default 0)")
+    t.add_argument("--obs-keys", nargs="+", default=None, metavar="KEY",
+                   help="observations to use, in this order (default: all but image, in the file's order)")
+    t.add_argument("--checkpoint-every", type=non_negative_int, default=10_000,
+                   help="steps between periodic checkpoints step_<n>.npz (default 10000; 0: only final.npz)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
+    t.add_argument("--overwrite", action="store_true", help="delete the checkpoints in --output-dir and start over")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def train(a: argparse.Namespace) -> int:
+    """`mjxgen train --model bc --dataset PATH --max-steps N --batch-size B`: train, write checkpoints, print a
+    table."""
+    from mjxgen.dataset import TrajectoryDataset
+    from mjxgen.models import ModelRegistry
+    from mjxgen.training import BatchLoader, TrainConfig, Trainer
+
+    def run():
+        cfg = TrainConfig(max_steps=a.max_steps, lr=a.lr, seed=a.seed, output_dir=a.output_dir,
+                          checkpoint_every=a.checkpoint_every, resume=a.resume, overwrite=a.overwrite,
+                          progress=not a.no_progress)
+        try:
+            dataset = TrajectoryDataset(a.dataset, obs_keys=a.obs_keys)
+        except FileNotFoundError as e:
+            raise ValueError(f"--dataset {e}") from None
+        loader = BatchLoader(dataset, a.batch_size, seed=a.seed)
+        state_dim = sum(v[0].size for v in loader.obs.values())
+        model = ModelRegistry.create(a.model, state_dim=state_dim, action_dim=loader.actions.shape[1])
+        return dataset, model, Trainer(model, loader, cfg).train()
+
+    status, result = report_failures(run, ["mjxgen", "train"])
+    if status:
+        return status
+    dataset, model, r = result
+    print_table([
+        ("Model", f"{model.kind} {model.state_dim} -> {' -> '.join(map(str, model.hidden))} -> {model.action_dim}"),
+        ("Dataset", f"{dataset.path} ({dataset.n_episodes} episodes, {len(dataset)} steps)"),
+        ("Observations", " + ".join(dataset.obs_keys)),
+        ("Steps", f"{r.step} (batch {a.batch_size}, lr {a.lr:g})"),
+        ("Loss", f"{r.losses[0][1]:.4g} -> {r.losses[-1][1]:.4g}" if r.losses else "-"),
+        ("Wall time", f"{r.wall_s:.1f} s (compile included)"),
+        ("Steps/s", f"{r.steps_per_s:,.0f}"),
+        ("Checkpoint", str(r.checkpoint)),
+    ])
+    return 0
+
+
+def _add_eval(e: argparse.ArgumentParser) -> None:
+    from mjxgen.evaluate import EVAL_SEED
+
+    e.add_argument("checkpoint", help="a checkpoint (checkpoints/final.npz), or a directory holding final.npz")
+    e.add_argument("--env-name", default=None, help="the task (default: the checkpoint's)")
+    e.add_argument("--n-episodes", type=positive_int, default=100, help="episodes (default 100)")
+    e.add_argument("--seed", type=_seed, default=EVAL_SEED,
+                   help=f"episodes' seed (default {EVAL_SEED}; training data use 42 by default)")
+    e.add_argument("--max-steps", type=positive_int, default=200, help="horizon T (default 200)")
+    e.add_argument("--randomize", action="store_true", help="domain randomization (the default ranges)")
+    e.add_argument("--batch", type=positive_int, default=None, help="episodes per compiled call (default: all)")
+    e.add_argument("--output", default=None, help="write the evaluation rollouts to this HDF5 dataset")
+    e.add_argument("--overwrite", action="store_true", help="replace the --output file")
+
+
+def evaluate(a: argparse.Namespace) -> int:
+    """`mjxgen eval CKPT --env-name reach --n-episodes 100`: one batched rollout, a table of the metrics."""
+    from pathlib import Path
+
+    from mjxgen import checkpoint, evaluate as ev
+
+    path = Path(a.checkpoint) / "final.npz" if Path(a.checkpoint).is_dir() else Path(a.checkpoint)
+
+    def run():
+        env_name = a.env_name or checkpoint.read_config(path).get("env_name") or "reach"
+        return env_name, ev.evaluate(path, env_name, a.n_episodes, seed=a.seed, max_steps=a.max_steps,
+                                     randomize=a.randomize, batch=a.batch, output=a.output, overwrite=a.overwrite)
+
+    status, result = report_failures(run, ["mjxgen", "eval"])
+    if status:
+        return status
+    env_name, r = result
+    fresh = {True: "yes", False: "NO: some are training episodes", None: "unknown"}[r.fresh]
+    rows = [
+        ("Checkpoint", str(path)),
+        ("Env", f"{env_name}{' (randomized)' if a.randomize else ''}"),
+        ("Episodes", f"{r.n_episodes} (seed {a.seed}, max steps {a.max_steps}; not in the training data: {fresh})"),
+        ("Success rate", f"{r.success_rate:.1%}"),
+        ("Mean length", f"{r.mean_length:.1f}"),
+        ("Mean reward", f"{r.mean_reward:.2f}"),
+        ("Batch", f"{r.batch} x {r.n_calls}"),
+        ("Wall time", f"{r.wall_s:.1f} s (compile included)"),
+    ]
+    if a.output:
+        rows.append(("Output path", a.output))
+    print_table(rows)
     return 0
 
 

@@ -22,6 +22,12 @@ class TrajectoryDataset:
     a plain sequence of dicts of NumPy arrays, so PyTorch's DataLoader batches it unchanged when torch is
     installed (torch is not a dependency).
 
+    With `horizon=H` (diffusion-policy style), item i is the window of H steps of one episode that starts at
+    step i: observations {key: (H, ...)}, actions (H, A), rewards (H,), and mask (H,) bool. Every step starts a
+    window, so len() is unchanged. A window that runs past its episode's end is padded with the episode's last
+    step repeated, and mask is False on those padded steps (True on the real ones); windows never cross into
+    the next episode. "timestep" is the window's first step.
+
     Opening reads the per-episode metadata and dataset shapes and checks them; no step array is read. An
     item reads the requested observation keys (`obs_keys`; default: every key but `image`) of its own episode
     only: the small arrays of one episode at a time (kept while consecutive items stay in it) and one frame of
@@ -32,7 +38,11 @@ class TrajectoryDataset:
     """
 
     def __init__(self, path: str | os.PathLike, obs_keys: tuple[str, ...] | list[str] | None = None,
-                 allow_incomplete: bool = False):
+                 allow_incomplete: bool = False, *, horizon: int | None = None):
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
+                                    or horizon <= 0):
+            raise ValueError(f"horizon must be None or a positive integer, got {horizon!r}")
+        self.horizon = None if horizon is None else int(horizon)
         source, self.complete, self.attrs, layout = open_run(path, allow_incomplete)
         if layout not in (EPISODES, FLAT):
             raise DatasetFormatError(f"{source} is a {layout.format} file; TrajectoryDataset reads {EPISODES.format} "
@@ -132,12 +142,27 @@ class TrajectoryDataset:
         i %= n
         e = int(np.searchsorted(self._starts, i, side="right") - 1)
         t = i - int(self._starts[e])
+        if self.horizon is not None:
+            return self._window(e, t)
         arrays = self.episode(e)
         obs = {k: v[t] for k, v in arrays["observations"].items()}
         if IMAGE in self.obs_keys:
-            obs[IMAGE] = self._source().frame(e, t)
+            obs[IMAGE] = self._source().frames(e, t, t + 1)[0]
         return {"observations": obs, "actions": arrays["actions"][t], "rewards": arrays["rewards"][t],
                 "episode": self.episode_index[e], "timestep": t}
+
+    def _window(self, e: int, t: int) -> dict:
+        """Steps t .. t+H-1 of episode e, padded past its end with its last step (mask False there)."""
+        length = int(self.episode_lengths[e])
+        steps = np.arange(t, t + self.horizon)
+        idx = np.minimum(steps, length - 1)
+        arrays = self.episode(e)
+        obs = {k: v[idx] for k, v in arrays["observations"].items()}
+        if IMAGE in self.obs_keys:
+            frames = self._source().frames(e, t, min(t + self.horizon, length))  # only these frames
+            obs[IMAGE] = frames[idx - t]
+        return {"observations": obs, "actions": arrays["actions"][idx], "rewards": arrays["rewards"][idx],
+                "mask": steps < length, "episode": self.episode_index[e], "timestep": t}
 
     def _load(self) -> dict:
         if self._loaded is None:

@@ -60,8 +60,8 @@ class EpisodeSource:
         return {"observations": {k: g[observation(k)][()] for k in keys}, "actions": g[ACTIONS][()],
                 "rewards": g[REWARDS][()]}
 
-    def frame(self, e: int, t: int) -> np.ndarray:
-        return self._group(e)[observation(IMAGE)][t]
+    def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
+        return self._group(e)[observation(IMAGE)][lo:hi]
 
 
 class FlatSource:
@@ -97,18 +97,19 @@ class FlatSource:
                ("length", "episode_index", "success", "invalid")}
         return Index(keys or (), cat["length"], cat["episode_index"], cat["success"], cat["invalid"])
 
-    def _rows(self, name: str, e: int, length: int, t: int | None = None):
+    def _rows(self, name: str, e: int, lo: int, hi: int):
+        """Rows lo:hi (steps of episode e) of data/<name>."""
         fi, first_row, start = (int(self._parts[k][e]) for k in ("file", "first_row", "start"))
         ds = self.files[fi][DATA][name]
-        lo = first_row % ds.chunks[0] + start
-        return ds[lo + t] if t is not None else ds[lo:lo + length]
+        base = (first_row % ds.chunks[0] if ds.chunks else 0) + start
+        return ds[base + lo:base + hi]
 
     def episode(self, e: int, keys: tuple[str, ...], length: int) -> dict:
-        return {"observations": {k: self._rows(k, e, length) for k in keys}, "actions": self._rows(ACTIONS, e, length),
-                "rewards": self._rows(REWARDS, e, length)}
+        return {"observations": {k: self._rows(k, e, 0, length) for k in keys},
+                "actions": self._rows(ACTIONS, e, 0, length), "rewards": self._rows(REWARDS, e, 0, length)}
 
-    def frame(self, e: int, t: int) -> np.ndarray:
-        return self._rows(IMAGE, e, 0, t)
+    def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
+        return self._rows(IMAGE, e, lo, hi)
 
 
 def _episode_number(path: Path, name: str) -> int:

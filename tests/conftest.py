@@ -92,3 +92,14 @@ class NanReach(ReachEnv):
             return jnp.where(nan, jnp.nan, policies.p_controller(obs["ee_pos"], obs["target_pos"]))
 
         return {"nan": policies.stateless(act)}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many rollouts this session compiled, by (env, policy, horizon, batch): each costs 15-25 s on 2 cores,
+    so keeping this list short keeps the suite fast."""
+    from mjxgen.rollout import TRACE_COUNT
+
+    if TRACE_COUNT:
+        terminalreporter.write_sep("-", f"{sum(TRACE_COUNT.values())} rollout compiles in this session")
+        for key, n in sorted(TRACE_COUNT.items(), key=str):
+            terminalreporter.write_line(f"{n} x {key}")

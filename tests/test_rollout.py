@@ -48,6 +48,15 @@ def test_batch_32_equals_batch_64(batch32, batch64):
         np.testing.assert_array_equal(a, b[:BATCH])
 
 
+def test_an_odd_batch_gives_the_same_episodes(batch32, reach_env):
+    """Episodes 5..9 alone (a batch of 5: other vector/remainder loop splits) equal the same ids in the batch of
+    32. This holds because XLA may not fuse multiply-adds on the CPU (mjxgen.xla_config, the ISA cap); with
+    fusion, the first step already differs by 1 float32 ulp."""
+    five = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(5, 10), seed=3, max_steps=HORIZON))
+    for a, b in zip(jax.tree.leaves(five), jax.tree.leaves(batch32)):
+        np.testing.assert_array_equal(a, b[5:10])
+
+
 def test_chunked_batch_equals_whole_batch(reach_env, batch64):
     """The jaxlib-0.10 CPU path (device-sized chunks) gives the same data as one batch (64 = 24+24+16 pad)."""
     chunked = jax.device_get(

@@ -3,6 +3,7 @@
 import ctypes.util
 import importlib
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -36,13 +37,16 @@ def test_import_after_jax_and_mjx_changes_no_env_and_prints_nothing():
         mjxgen.configure()
         from mujoco.rendering.classic import gl_context
         print(os.environ.get("XLA_FLAGS"), os.environ.get("MUJOCO_GL"), gl_context.GLContext.__module__,
-              file=sys.stderr)
+              sep="|", file=sys.stderr)
         """)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split(MARK, 1)[1].strip() == ""  # `import mjxgen` printed nothing
-    flags, gl, context = r.stderr.split(MARK, 1)[1].split()  # nothing else on stderr either
+    # Nothing else on stderr either: one line, three '|'-separated fields (XLA_FLAGS itself holds spaces).
+    flags, gl, context = r.stderr.split(MARK, 1)[1].strip().split("|")
     # configure() did what import no longer does, and the renderer sees the GL choice made after `import mujoco`.
     assert (xla_config.FUSION_FLAG in flags) is xla_config.needs_fusion_flag(xla_config.jaxlib_version())
+    assert (xla_config.DETERMINISTIC_FLAG in flags) is xla_config.wants_deterministic_flag(
+        xla_config.jaxlib_version(), platform.machine(), os.environ)
     if ctypes.util.find_library("EGL"):
         assert (gl, context) == ("egl", "mujoco.egl")
 
@@ -75,6 +79,7 @@ def fresh(monkeypatch):
                                               ((0, 6, 2), False), ((0, 12, 0), False)])
 def test_configure_sets_the_flag_only_where_needed(fresh, version, flagged):
     fresh.setattr(xla_config, "jaxlib_version", lambda: version)
+    fresh.setenv("MJXGEN_DETERMINISTIC", "0")  # only the fusion flag here (the ISA cap: test_xla_config.py)
     mjxgen.configure()
     assert (os.environ.get("XLA_FLAGS") == xla_config.FUSION_FLAG) is flagged
     assert flagged or "XLA_FLAGS" not in os.environ  # a newer XLA aborts on the unknown flag

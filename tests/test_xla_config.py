@@ -1,5 +1,7 @@
 """The jaxlib-dependent XLA settings (the two CPU traps)."""
 
+import os
+
 import pytest
 
 from mjxgen import xla_config
@@ -15,27 +17,48 @@ def test_flags_follow_the_jaxlib_version(version, fusion, deadlock):
     assert xla_config.has_lapack_split_deadlock(version) is deadlock
 
 
-def test_configure_appends_to_user_flags(monkeypatch):
+@pytest.fixture
+def x86(monkeypatch):
+    """A jaxlib-0.9.2 process on an x86-64 CPU, before JAX's backend exists, with the default settings."""
     monkeypatch.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
     monkeypatch.setattr(xla_config, "_backend_initialized", lambda: False)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    xla_config.configure()
-    import os
-
-    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x " + xla_config.FUSION_FLAG
-    xla_config.configure()  # idempotent
-    assert os.environ["XLA_FLAGS"].count("fusion_emitters") == 1
-
-
-def test_configure_leaves_new_jaxlib_alone(monkeypatch):
-    # The flag aborts the process on jaxlib versions that don't know it.
-    monkeypatch.setattr(xla_config, "jaxlib_version", lambda: (0, 12, 0))
-    monkeypatch.setattr(xla_config, "_backend_initialized", lambda: False)
+    monkeypatch.setattr(xla_config.platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("MJXGEN_DETERMINISTIC", raising=False)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    xla_config.configure()
-    import os
+    return monkeypatch
 
-    assert "XLA_FLAGS" not in os.environ
+
+def test_configure_appends_to_user_flags(x86):
+    x86.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    xla_config.configure()
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_config.FUSION_FLAG} {xla_config.DETERMINISTIC_FLAG}"
+    xla_config.configure()  # idempotent
+    assert os.environ["XLA_FLAGS"].count("fusion_emitters") == 1 and os.environ["XLA_FLAGS"].count("max_isa") == 1
+
+
+def test_configure_leaves_new_jaxlib_alone(x86):
+    # The fusion flag aborts the process on jaxlib versions that don't know it; the ISA cap is known there.
+    x86.setattr(xla_config, "jaxlib_version", lambda: (0, 12, 0))
+    xla_config.configure()
+    assert os.environ["XLA_FLAGS"] == xla_config.DETERMINISTIC_FLAG
+
+
+@pytest.mark.parametrize("machine, opt_out, user, expected", [
+    ("x86_64", None, "", True),
+    ("AMD64", None, "", True),
+    ("aarch64", None, "", False),  # the cap names x86 ISAs
+    ("x86_64", "0", "", False),  # MJXGEN_DETERMINISTIC=0: FMA allowed, rounding depends on the batch shape
+    ("x86_64", None, "--xla_cpu_max_isa=AVX512", False),  # the user's own choice stands
+])
+def test_the_isa_cap_follows_the_machine_and_the_user(x86, machine, opt_out, user, expected):
+    x86.setattr(xla_config.platform, "machine", lambda: machine)
+    x86.setattr(xla_config, "jaxlib_version", lambda: (0, 12, 0))
+    if opt_out is not None:
+        x86.setenv("MJXGEN_DETERMINISTIC", opt_out)
+    if user:
+        x86.setenv("XLA_FLAGS", user)
+    xla_config.configure()
+    assert os.environ.get("XLA_FLAGS", "").split().count(xla_config.DETERMINISTIC_FLAG) == int(expected)
 
 
 def test_configure_warns_when_too_late(monkeypatch):
