@@ -162,6 +162,11 @@ def test_layout_flat_and_dtype_float32(short, tmp_path):
             np.testing.assert_array_equal(f["data/ee_pos"][starts[j]:ends[j]],
                                           _read(short[0], "observations/ee_pos")[i].astype(np.float32))
     assert stats["file_size_mb"] < short[1]["file_size_mb"]
+    ep32, _ = _run(tmp_path, "ep32.h5", dtype="float32")  # dtype applies to the per-episode layout too
+    with h5py.File(ep32) as f:
+        assert f.attrs["format"] == "mjxgen" and f.attrs["dtype"] == "float32"
+        assert {f[f"episode_3/{k}"].dtype for k in ("observations/joint_vel", "actions", "rewards")} == {np.dtype(np.float32)}
+        np.testing.assert_array_equal(f["episode_3/actions"][()], _read(short[0], "actions")[3].astype(np.float32))
     with pytest.raises(ValueError, match="layout"):
         _run(tmp_path, "bad.h5", layout="columns")
     with pytest.raises(ValueError, match="dtype"):

@@ -81,6 +81,14 @@ def test_flat_round_trips_every_array_of_the_episode_layout(tmp_path, codec, dty
         for k in OBS:
             np.testing.assert_array_equal(x["observations"][k], y["observations"][k])
     np.testing.assert_array_equal(a.actions, b.actions)
+    wa, wb = TrajectoryDataset(ep, horizon=8), TrajectoryDataset(fl, horizon=8)  # windows read both layouts alike
+    for i in (0, len(a) // 2, len(a) - 1):
+        x, y = wa[i], wb[i]
+        np.testing.assert_array_equal(x["mask"], y["mask"])
+        np.testing.assert_array_equal(x["actions"], y["actions"])
+        np.testing.assert_array_equal(x["observations"]["joint_pos"], y["observations"]["joint_pos"])
+    last = wb[len(a) - 1]  # the last step of the last episode: one real step, then its padding
+    assert last["actions"].shape == (8, 4) and last["mask"].tolist() == [True] + [False] * 7
 
 
 def test_an_unfinished_flat_run_is_readable_and_info_reports_it(tmp_path, capsys):

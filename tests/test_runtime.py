@@ -183,10 +183,11 @@ def test_compile_cache_directory_choice(monkeypatch, tmp_path):
         assert compile_cache.resolve() is None
 
 
-def _cache_child(env_value):
-    """A fresh process: configure(), then one jitted program; prints JAX's cache directory."""
-    env = {k: v for k, v in os.environ.items() if k not in UNSET + ("MJXGEN_COMPILE_CACHE",)}
-    env["MJXGEN_COMPILE_CACHE"] = env_value
+def _cache_child(env_value, **extra):
+    """A fresh process: configure(), then one jitted program; prints JAX's cache directory. env_value None: no
+    MJXGEN_COMPILE_CACHE (the default directory)."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET + ("MJXGEN_COMPILE_CACHE", "XDG_CACHE_HOME")}
+    env |= extra if env_value is None else {**extra, "MJXGEN_COMPILE_CACHE": env_value}
     code = """
         import warnings, jax, mjxgen
         warnings.simplefilter("always")
@@ -209,6 +210,15 @@ def test_compile_cache_is_used_and_an_unwritable_one_only_warns(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[0] == "9" and r.stdout.split()[1] in ("None", "")
     assert r.stderr.count("not writable") == 1 and "Traceback" not in r.stderr
+
+
+def test_compile_cache_is_on_by_default_and_off_writes_nothing(tmp_path):
+    r = _cache_child(None, XDG_CACHE_HOME=str(tmp_path / "on"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] == str(tmp_path / "on" / "mjxgen") and any((tmp_path / "on" / "mjxgen").iterdir())
+    r = _cache_child("0", XDG_CACHE_HOME=str(tmp_path / "off"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] in ("None", "") and not (tmp_path / "off").exists()
 
 
 @pytest.mark.parametrize("argv, expected", [([], None), (["--no-compile-cache"], False),
