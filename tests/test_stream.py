@@ -78,10 +78,12 @@ def test_pick_place_scripted_with_randomization(tmp_path):
 
 
 def test_dmp_policy_records_per_episode(tmp_path):
-    _pair(tmp_path, policy_type="dmp", n_episodes=16, max_steps=HORIZON, batch_size=16, seed=5)
+    # Two blocks of 16: the second block's per-episode values are those of its own ids (16 to 31).
+    _pair(tmp_path, policy_type="dmp", n_episodes=32, max_steps=HORIZON, batch_size=16, seed=5)
     with h5py.File(tmp_path / "stream.h5") as f:
-        weights = np.stack([f[n]["dmp/weights"][()] for n in f])
-        assert weights.shape == (16, 3, 10) and weights.std(axis=0).min() > 10  # one DMP per episode
+        weights = np.stack([f[f"episode_{i}"]["dmp/weights"][()] for i in range(32)])
+        assert weights.shape == (32, 3, 10) and weights.std(axis=0).min() > 10  # one DMP per episode
+        assert not np.allclose(weights[:16], weights[16:])
 
 
 def test_images(tmp_path):
