@@ -143,7 +143,7 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
                       obs_keys=tuple(env.obs_shapes), image_size=(64, 64))
     w.write_batch(batch)
     w.close()
-    assert w.encoder.frames == 2 * steps and w.encoder.render_s > 0
+    assert w.encoder.frames.frames == 2 * steps and w.encoder.frames.render_s > 0  # (render.BatchFrames counts them)
     with h5py.File(path) as f:
         images = [f[f"episode_{i}/observations/image"] for i in range(2)]
         assert images[0].shape == (steps, 64, 64, 3) and images[0].dtype == np.uint8
