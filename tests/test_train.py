@@ -381,7 +381,7 @@ def test_trained_policy_beats_the_untrained_one(trained_eval, untrained):
 
 
 def test_a_second_checkpoint_of_the_same_architecture_adds_no_trace(trained, trained_eval):
-    key = ("reach", "bc", EVAL_T, EVAL_N)
+    key = ("reach", "bc", EVAL_T, EVAL_N, rollout.SEGMENT_STEPS)
     before = rollout.TRACE_COUNT[key]
     assert before >= 1
     earlier = evaluate(trained[1] / "step_00000100.npz", "reach", EVAL_N, max_steps=EVAL_T)
@@ -424,7 +424,7 @@ def test_eval_cli_flags_show_in_the_table_and_the_file(trained, tmp_path, capsys
     table = _table(out)
     assert table["Episodes"].startswith("6 (seed 5, max steps 10;") and table["Batch"] == "4 x 2"
     assert table["Env"] == "reach (randomized)" and table["Output path"] == str(tmp_path / "a.h5")
-    assert rollout.TRACE_COUNT[("reach", "bc", 10, 4)] == 1  # --max-steps and --batch shape the compiled call
+    assert rollout.TRACE_COUNT[("reach", "bc", 10, 4, rollout.SEGMENT_STEPS)] == 1  # --max-steps and --batch shape the compiled call
     status, out, _ = _run_cli(["eval", trained[1], *flags, "--output", tmp_path / "b.h5"], capsys)  # a directory
     assert status == 0 and _table(out)["Env"] == "reach"  # the checkpoint's env
     a, b = TrajectoryDataset(tmp_path / "a.h5"), TrajectoryDataset(tmp_path / "b.h5")
