@@ -1,23 +1,18 @@
-"""generate_dataset(): batches of episodes -> rollout on the device -> background HDF5 writer -> stats."""
+"""generate_dataset(): episodes streamed on the device (mjxgen.simulate) -> background HDF5 writer -> stats."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from typing import Any
 
-import jax
-import numpy as np
-from tqdm.auto import tqdm
-
 from kernels.randomize import RandomizationConfig
+from mjxgen import simulate
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
-from mjxgen.layout import HostBatch
-from mjxgen.rollout import Rollout, rollout_batch
 from mjxgen.runtime import configure
+from mjxgen.simulate import host_batch, plan_batches  # noqa: F401 (re-exported: bench and tests use them)
 from mjxgen.signals import saving_what_is_done
 from mjxgen.writer import DatasetWriter
 
@@ -28,40 +23,24 @@ class GenerationResult:
 
     stats: dict  # seed 000's keys, plus invalid_episodes
     wall_s: float  # the whole run, compile included
-    simulated_steps: int  # control steps simulated, padding past episode ends included
+    simulated_steps: int  # control steps simulated by every slot (fixed: padding past episode ends included)
+    useful_steps: int  # control steps inside episodes (this run's; a resumed run's earlier episodes excluded)
     physics_steps: int  # simulated_steps x substeps
-    batch_size: int  # episodes per device call
-    n_batches: int
+    batch_size: int  # episodes simulated at once (streaming: slots)
+    n_batches: int  # blocks of episodes handed to the writer (its shards)
+    rollout: str = "stream"  # "stream" or "fixed"
     frames: int = 0  # camera frames rendered (by the writer thread, while the device simulates)
     render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
-def host_batch(host: Rollout, keep: np.ndarray, randomized: bool) -> HostBatch:
-    """The episodes of a host-side Rollout selected by keep (B,), as the writer takes them."""
-    tr = host.trajectory
-    batch = HostBatch(first=0, end=0, episode_ids=host.episode_ids, lengths=host.lengths, success=host.success,
-                      valid=host.valid, observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
-                      policy_record=host.policy_record,
-                      randomization=host.randomization._asdict() if randomized else None,
-                      mocap_pos=host.mocap_pos, qpos=tr.qpos)
-    return batch.select(keep)
-
-
-def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
-    """(n_batches, episodes per batch): equal batches no larger than batch_size, so one compiled shape
-    serves the whole run and the last batch wastes fewer than n_batches padding episodes."""
-    n_batches = math.ceil(n_episodes / batch_size)
-    return n_batches, math.ceil(n_episodes / n_batches)
-
-
-def open_writer(cfg: GenerationConfig, env, per_batch: int) -> DatasetWriter:
+def open_writer(cfg: GenerationConfig, env, batch_size: int) -> DatasetWriter:
     """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match)."""
     return DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
         policy=cfg.policy_type,
         seed=cfg.seed,
-        config=cfg.settings() | {"batch_size": per_batch, "env_config": env.config_dict()},
+        config=cfg.settings() | {"batch_size": batch_size, "env_config": env.config_dict()},
         model_xml=env.xml,
         obs_keys=tuple(env.obs_shapes),
         compression=cfg.compression,
@@ -69,58 +48,38 @@ def open_writer(cfg: GenerationConfig, env, per_batch: int) -> DatasetWriter:
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
         image_size=cfg.image_size if cfg.camera else None,
+        layout=cfg.layout,
+        dtype=cfg.dtype,
     )
-
-
-def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches: range, per_batch: int) -> None:
-    """Roll out each batch k of `batches` (episode ids [k * per_batch, (k + 1) * per_batch)) and hand it to
-    the writer. Batch k+1 is dispatched before batch k is fetched, so the device simulates while the host
-    writes."""
-
-    def launch(k: int):
-        ids = np.arange(k * per_batch, (k + 1) * per_batch)
-        out = rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
-                            randomization=cfg.randomization)
-        # The full qpos is needed on the host only to render images: don't transfer it otherwise.
-        return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
-
-    with tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep",
-              desc=f"{cfg.env_name}/{cfg.policy_type}", disable=not cfg.progress) as bar:
-        pending = launch(batches[0]) if batches else None
-        for k in batches:
-            following = launch(k + 1) if k + 1 < batches.stop else None
-            host = jax.device_get(pending)
-            keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-            writer.write_batch(host_batch(host, keep, cfg.randomization is not None))
-            bar.update(int(keep.sum()))
-            pending = following
 
 
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run."""
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run."""
     configure()
     env = make_env(cfg.env_name, cfg.env_config)
-    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    writer = open_writer(cfg, env, per_batch)
-    batches = range(-(-writer.done // per_batch), n_batches)  # batches already on disk (a resumed run) are skipped
+    stream = cfg.rollout == "stream"
+    batch_size = simulate.slots(cfg) if stream else simulate.plan_batches(cfg.n_episodes, cfg.batch_size)[1]
+    writer = open_writer(cfg, env, batch_size)
     start = time.perf_counter()
     with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
                              stop=writer.abort):
-        simulate_batches(cfg, env, writer, batches, per_batch)
+        shards_before = len(writer.store.shards)
+        simulated, useful = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer)
         writer.close()
-    simulated = len(batches) * per_batch * cfg.max_steps
     return GenerationResult(
         stats=writer.stats.summary(writer.path),
         wall_s=time.perf_counter() - start,
         simulated_steps=simulated,
+        useful_steps=useful,
         physics_steps=simulated * env.substeps,
-        batch_size=per_batch,
-        n_batches=n_batches,
-        frames=writer.encoder.frames,
-        render_s=writer.encoder.render_s,
+        batch_size=batch_size,
+        n_batches=len(writer.store.shards) - shards_before,
+        rollout=cfg.rollout,
+        frames=writer.encoder.frames.frames if writer.encoder.frames else 0,
+        render_s=writer.encoder.frames.render_s if writer.encoder.frames else 0.0,
     )
 
 
@@ -142,8 +101,10 @@ def generate_dataset(
     resume: bool = False,
     progress: bool = True,
     env_config: Any = None,
+    layout: str = "episodes",
+    dtype: str = "float64",
 ) -> dict:
-    """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
+    """Simulate n_episodes, batch_size at a time, and write them to an HDF5 file (seed 000's layout by default).
 
     Seed 000's seven parameters may be given by position, in seed 000's order; the rest are keyword-only.
     Every argument is checked before anything is simulated or written: a wrong type is a TypeError and a
@@ -160,7 +121,7 @@ def generate_dataset(
         episode's draw is stored under `episode_N/randomization/`.
       max_steps: the horizon T; an episode ends at its first success.
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
-      batch_size: episodes simulated per device call (the largest batch used; batches are made equal).
+      batch_size: episodes simulated at once (slots: a slot whose episode ends starts the next one).
       camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
       image_size: (H, W) of the camera frames, each in 1..480.
       compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
@@ -172,6 +133,10 @@ def generate_dataset(
       progress: show a tqdm progress bar of episodes.
       env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
         another success threshold or target box; None for the task's defaults. Stored in the file.
+      layout: "episodes" (seed 000's: a group per episode) or "flat" (every step of every episode concatenated
+        per key, with meta/episode_ends; much faster to write). Both are read by TrajectoryDataset.
+      dtype: the stored float arrays, "float64" (seed 000) or "float32" (half the size; the simulation is
+        float32, so nothing is lost).
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
@@ -182,6 +147,6 @@ def generate_dataset(
         env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
         domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
         camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
-        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config,
+        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
     )
     return run_generation(cfg).stats
