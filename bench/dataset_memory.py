@@ -62,7 +62,7 @@ def write_file(path: Path, episodes: int, length: int, size: tuple[int, int]) ->
     t0 = time.perf_counter()
     for first in range(0, episodes, 500):
         b = min(500, episodes - first)
-        w.write_batch(HostBatch(
+        w.write_batch(HostBatch.from_padded(
             first=first, end=first + b, episode_ids=np.arange(first, first + b), lengths=np.full(b, length),
             success=np.zeros(b, bool), valid=np.ones(b, bool),
             observations={k: rng.normal(size=(b, length, d)).astype(np.float32) for k, d in OBS.items()},

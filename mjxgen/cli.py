@@ -15,6 +15,7 @@ from typing import Any, Callable
 from mjxgen.envs import ENVS
 from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation
+from mjxgen.layout import ARM_LAYOUTS, DTYPES
 from mjxgen.signals import GenerationInterrupted
 from mjxgen.stats import print_table, stats_rows
 from mjxgen.runtime import configure
@@ -81,7 +82,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", action="store_true", help="store observations/image from the 'front' camera")
     p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
                    help="camera image size (default 64 64)")
+    p.add_argument("--layout", choices=tuple(ARM_LAYOUTS), default="episodes",
+                   help="episodes: seed 000's group per episode (default); flat: all steps per key + episode_ends (fast)")
+    p.add_argument("--dtype", choices=DTYPES, default="float64", help="stored float arrays (default float64, seed 000)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_cache_flags(p)
     add_distributed_args(p)
 
 
@@ -111,6 +116,21 @@ def distributed_of(p: argparse.ArgumentParser, a: argparse.Namespace):
     return True if a.distributed else None
 
 
+def _add_cache_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--compile-cache", metavar="DIR", default=None,
+                   help="JAX's persistent compilation cache (default: $MJXGEN_COMPILE_CACHE, else ~/.cache/mjxgen)")
+    g.add_argument("--no-compile-cache", action="store_true", help="compile without the persistent cache")
+
+
+def configure_from(argv: list[str]) -> None:
+    """mjxgen.configure() with the compile-cache flags of argv: before anything else, bad input included."""
+    pre = Parser(add_help=False)
+    _add_cache_flags(pre)
+    a, _ = pre.parse_known_args(argv)
+    configure(compile_cache=False if a.no_compile_cache else a.compile_cache)
+
+
 def _run(command: list[str], **settings) -> int:
     """Generate the dataset that settings (GenerationConfig fields) describe, print a stats table, and
     return the exit status: 0, 2 for bad input, 1 when writing failed, 128 + signal when interrupted.
@@ -118,11 +138,15 @@ def _run(command: list[str], **settings) -> int:
     status, result = report_failures(lambda: run_generation(GenerationConfig(**settings)), command)
     if status:
         return status
+    wall = result.wall_s
+    useful = result.useful_steps / max(result.simulated_steps, 1)
     rows = stats_rows(result.stats) + [
-        ("Batch", f"{result.batch_size} x {result.n_batches}"),
-        ("Wall time", f"{result.wall_s:.1f} s (compile included)"),
-        ("Env steps/s", f"{result.simulated_steps / result.wall_s:,.0f}"),
-        ("Physics steps/s", f"{result.physics_steps / result.wall_s:,.0f}"),
+        ("Batch", f"{result.batch_size} episodes at once ({result.rollout}), {result.n_batches} blocks written"),
+        ("Wall time", f"{wall:.1f} s (compile included)"),
+        ("Episodes/s", f"{result.stats['total_episodes'] / wall:,.1f}" if not settings.get("resume") else "-"),
+        ("Useful env steps/s", f"{result.useful_steps / wall:,.0f} (steps inside episodes)"),
+        ("Useful fraction", f"{useful:.1%} of {result.simulated_steps:,} simulated env steps"),
+        ("Physics steps/s", f"{result.physics_steps / wall:,.0f} (simulated)"),
     ]
     if result.frames:
         rows.append(("Rendered frames/s", f"{result.frames / result.render_s:,.0f} ({result.frames} frames, in the "
@@ -135,19 +159,19 @@ def _common(a: argparse.Namespace) -> dict:
     return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
             "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress,
             "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size),
-            "distributed": a.distributed}
+            "layout": a.layout, "dtype": a.dtype, "distributed": a.distributed}
 
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
     """`python -m mjxgen.<env_name> --batch B [--episodes N ...]`."""
-    configure()
+    argv = sys.argv[1:] if argv is None else argv
+    configure_from(argv)
     p = Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
     p.add_argument("--policy", choices=ENVS[env_name].policy_names, default="scripted")
     _add_common(p)
-    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
     a.distributed = distributed_of(p, a)
     return _run(
@@ -163,7 +187,8 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
-    configure()
+    argv = sys.argv[1:] if argv is None else argv
+    configure_from(argv)
     p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
@@ -178,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--allow-incomplete", action="store_true", help="also summarize an unfinished run (.partial)")
     _add_train(sub.add_parser("train", help="train a policy on a dataset (seed 000's flags)"))
     _add_eval(sub.add_parser("eval", help="evaluate a checkpoint in simulation (seed 000's flags)"))
-    argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
     if a.command == "info":
         return info(a.path, a.allow_incomplete)
@@ -200,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def info(path: str, allow_incomplete: bool = False) -> int:
     """`mjxgen info PATH`: print what a dataset file (arm task or PushT) holds and whether it is complete."""
-    from mjxgen.dataset import DatasetFormatError, describe
+    from mjxgen.runs import DatasetFormatError, describe
 
     try:
         source, complete, attrs, stats = describe(path, allow_incomplete)

@@ -12,10 +12,13 @@ import numpy as np
 from kernels.randomize import RandomizationConfig
 from mjxgen.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
+from mjxgen.layout import ARM_LAYOUTS, DTYPES
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 # Settings that don't change the data: they may differ between a run and its resumption.
-_RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "distributed")
+_RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "rollout", "distributed")
+# How the generator simulates: "stream" (auto-reset slots, no padding) or "fixed" (rollout_batch's horizon).
+ROLLOUTS = ("stream", "fixed")
 
 
 def _is_int(value) -> bool:
@@ -57,7 +60,7 @@ class GenerationConfig:
     domain_randomization: bool | RandomizationConfig = False
     max_steps: int = 200  # horizon T in control steps; an episode ends at its first success
     seed: int = 42  # episode i's randomness is fold_in(key(seed), i)
-    batch_size: int = 256  # most episodes per device call
+    batch_size: int = 256  # most episodes simulated at once (slots: see mjxgen.simulate.slots)
     camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
     image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
     compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
@@ -66,6 +69,9 @@ class GenerationConfig:
     resume: bool = False  # continue the unfinished run in <output_path>.partial/ (same settings required)
     progress: bool = True  # show a tqdm bar of episodes
     env_config: Any = None  # the task's config (ReachConfig, PickPlaceConfig); None: the task's defaults
+    layout: str = "episodes"  # "episodes": seed 000's group per episode; "flat": arrays of all steps + episode_ends
+    dtype: str = "float64"  # the stored float arrays: "float64" (seed 000) or "float32"
+    rollout: str = "stream"  # "stream" or "fixed": the same data, fewer simulated steps with "stream"
     # None: one process; True or a mjxgen.distributed.DistributedConfig: one of many (normalized to the config)
     distributed: Any = None
 
@@ -100,6 +106,9 @@ class GenerationConfig:
             set_(name, bool(getattr(self, name)))
         _choice("compression", self.compression, COMPRESSIONS)
         _choice("on_invalid", self.on_invalid, ON_INVALID)
+        _choice("layout", self.layout, tuple(ARM_LAYOUTS))
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("rollout", self.rollout, ROLLOUTS)
         size = self.image_size
         if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(v) for v in size)):
             raise TypeError(f"image_size must be two integers (H, W), got {size!r}")
@@ -108,6 +117,9 @@ class GenerationConfig:
         set_("image_size", (int(size[0]), int(size[1])))
         env_config_type(self.env_name, self.env_config)  # a TypeError for a config of another task
         set_("distributed", config_of(self.distributed))
+        if self.distributed is not None and self.layout == "flat":  # its shards' rows are aligned run-wide
+            raise ValueError("layout 'flat' cannot be written by several processes yet (distributed); use the "
+                             "'episodes' layout")
 
     @property
     def randomization(self) -> RandomizationConfig | None:

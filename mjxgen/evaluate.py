@@ -146,9 +146,9 @@ def _fresh(config: dict, seed: int, n_episodes: int) -> bool | None:
 
 
 def _host_batch(host: Rollout, randomized: bool) -> HostBatch:
-    """Every episode of a host-side Rollout, as the writer takes them."""
+    """Every episode of a host-side Rollout, as the writer takes them (steps past each length dropped)."""
     tr = host.trajectory
-    return HostBatch(first=int(host.episode_ids.min()), end=int(host.episode_ids.max()) + 1,
+    return HostBatch.from_padded(first=int(host.episode_ids.min()), end=int(host.episode_ids.max()) + 1,
                      episode_ids=host.episode_ids, lengths=host.lengths, success=host.success, valid=host.valid,
                      observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
                      policy_record=host.policy_record,

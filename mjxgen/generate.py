@@ -1,24 +1,19 @@
-"""generate_dataset(): batches of episodes -> rollout on the device -> background HDF5 writer -> stats."""
+"""generate_dataset(): episodes streamed on the device (mjxgen.simulate) -> background HDF5 writer -> stats."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from typing import Any
 
-import jax
-import numpy as np
-from tqdm.auto import tqdm
-
 from kernels.randomize import RandomizationConfig
-from mjxgen import distributed as dist, shards
+from mjxgen import distributed as dist, shards, simulate
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
-from mjxgen.layout import EPISODES, HostBatch
-from mjxgen.rollout import Rollout, rollout_batch
+from mjxgen.layout import EPISODES
 from mjxgen.runtime import configure
+from mjxgen.simulate import host_batch, plan_batches  # noqa: F401 (re-exported: bench and tests use them)
 from mjxgen.signals import saving_what_is_done
 from mjxgen.stats import RunStats
 from mjxgen.writer import DatasetWriter
@@ -30,33 +25,17 @@ class GenerationResult:
 
     stats: dict  # seed 000's keys, plus invalid_episodes
     wall_s: float  # the whole run, compile included
-    simulated_steps: int  # control steps simulated, padding past episode ends included
+    simulated_steps: int  # control steps simulated by every slot (fixed: padding past episode ends included)
+    useful_steps: int  # control steps inside episodes (this run's; a resumed run's earlier episodes excluded)
     physics_steps: int  # simulated_steps x substeps
-    batch_size: int  # episodes per device call
-    n_batches: int
+    batch_size: int  # episodes simulated at once (streaming: slots)
+    n_batches: int  # blocks of episodes handed to the writer (its shards)
+    rollout: str = "stream"  # "stream" or "fixed"
     frames: int = 0  # camera frames rendered (by the writer thread, while the device simulates)
     render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
-def host_batch(host: Rollout, keep: np.ndarray, randomized: bool) -> HostBatch:
-    """The episodes of a host-side Rollout selected by keep (B,), as the writer takes them."""
-    tr = host.trajectory
-    batch = HostBatch(first=0, end=0, episode_ids=host.episode_ids, lengths=host.lengths, success=host.success,
-                      valid=host.valid, observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
-                      policy_record=host.policy_record,
-                      randomization=host.randomization._asdict() if randomized else None,
-                      mocap_pos=host.mocap_pos, qpos=tr.qpos)
-    return batch.select(keep)
-
-
-def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
-    """(n_batches, episodes per batch): equal batches no larger than batch_size, so one compiled shape
-    serves the whole run and the last batch wastes fewer than n_batches padding episodes."""
-    n_batches = math.ceil(n_episodes / batch_size)
-    return n_batches, math.ceil(n_episodes / n_batches)
-
-
-def open_writer(cfg: GenerationConfig, env, per_batch: int, join: bool = False) -> DatasetWriter:
+def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False) -> DatasetWriter:
     """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match); join:
     another process opened the run (mjxgen.distributed)."""
     return DatasetWriter(
@@ -64,7 +43,7 @@ def open_writer(cfg: GenerationConfig, env, per_batch: int, join: bool = False) 
         env_name=cfg.env_name,
         policy=cfg.policy_type,
         seed=cfg.seed,
-        config=cfg.settings() | {"batch_size": per_batch, "env_config": env.config_dict()},
+        config=cfg.settings() | {"batch_size": batch_size, "env_config": env.config_dict()},
         model_xml=env.xml,
         obs_keys=tuple(env.obs_shapes),
         compression=cfg.compression,
@@ -72,83 +51,62 @@ def open_writer(cfg: GenerationConfig, env, per_batch: int, join: bool = False) 
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
         image_size=cfg.image_size if cfg.camera else None,
+        layout=cfg.layout,
+        dtype=cfg.dtype,
         join=join,
     )
-
-
-def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, batches: list[int], per_batch: int,
-                     done: int) -> None:
-    """Roll out each batch k of `batches` (episode ids [k * per_batch, (k + 1) * per_batch)) and hand it to
-    the writer. The next batch is dispatched before one is fetched, so the device simulates while the host
-    writes. `done`: episodes of this process's share already on disk (for the progress bar)."""
-
-    def launch(k: int):
-        ids = np.arange(k * per_batch, (k + 1) * per_batch)
-        out = rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
-                            randomization=cfg.randomization)
-        # The full qpos is needed on the host only to render images: don't transfer it otherwise.
-        return out if cfg.camera else out._replace(trajectory=out.trajectory._replace(qpos=None))
-
-    total = done + sum(min(per_batch, cfg.n_episodes - k * per_batch) for k in batches)
-    with tqdm(total=total, initial=done, unit="ep", desc=f"{cfg.env_name}/{cfg.policy_type}",
-              disable=not cfg.progress) as bar:
-        pending = launch(batches[0]) if batches else None
-        for i, k in enumerate(batches):
-            following = launch(batches[i + 1]) if i + 1 < len(batches) else None
-            host = jax.device_get(pending)
-            keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
-            writer.write_batch(host_batch(host, keep, cfg.randomization is not None))
-            bar.update(int(keep.sum()))
-            pending = following
 
 
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished batches stay in `<output_path>.partial/` and `resume=True` continues the run. With
-    cfg.distributed, this process runs its share of the batches (mjxgen.distributed) and process 0 writes the
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
+    cfg.distributed, this process runs its share of the blocks (mjxgen.distributed) and process 0 writes the
     file once every process has written its share."""
     configure()  # the XLA flags, before anything creates JAX's backend
     dist.initialize(cfg.distributed)  # before JAX's first computation
     env = make_env(cfg.env_name, cfg.env_config)
-    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    writer = dist.first_then_others(lambda join: open_writer(cfg, env, per_batch, join), "opening the run")
-    mine = dist.share(n_batches)
-    span = lambda k: (k * per_batch, min((k + 1) * per_batch, cfg.n_episodes))  # noqa: E731
-    batches = [k for k in mine if not writer.store.has(*span(k))]  # batches on disk (a resumed run) are skipped
-    done = sum(span(k)[1] - span(k)[0] for k in mine if k not in batches)
+    stream = cfg.rollout == "stream"
+    batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
+    writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
+    blocks = dist.share(-(-cfg.n_episodes // batch_size))
+    ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
     start = time.perf_counter()
+    shards_before = len(writer.store.shards)
 
     def saving():
         return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
                                    stop=writer.abort)
 
-    def simulate() -> None:
+    def run() -> tuple[int, int]:
         with saving():
-            simulate_batches(cfg, env, writer, batches, per_batch, done)
+            steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
             writer.flush()
+        return steps
 
     def merge() -> None:
         with saving():
             if dist.is_main():  # the others' shards are on disk too: write the file
                 writer.finalize()
 
-    dist.together(simulate, "simulating")
+    simulated, useful = dist.together(run, "simulating")
+    n_blocks = len(writer.store.shards) - shards_before
     dist.together(merge, "writing the file")
-    if not dist.is_main():  # process 0 counted every process's episodes
+    if not dist.is_main():  # process 0 counted every process's episodes (one layout: EPISODES; see config)
         writer.stats = RunStats.of_groups(EPISODES, (g for _, g in shards.iter_groups(writer.path)),
                                           shards.load_attrs(writer.path).get("dropped_episodes", []))
-    simulated = len(batches) * per_batch * cfg.max_steps
     return GenerationResult(
         stats=writer.stats.summary(writer.path),
         wall_s=time.perf_counter() - start,
         simulated_steps=simulated,
+        useful_steps=useful,
         physics_steps=simulated * env.substeps,
-        batch_size=per_batch,
-        n_batches=n_batches,
-        frames=writer.encoder.frames,
-        render_s=writer.encoder.render_s,
+        batch_size=batch_size,
+        n_batches=n_blocks,
+        rollout=cfg.rollout,
+        frames=writer.encoder.frames.frames if writer.encoder.frames else 0,
+        render_s=writer.encoder.frames.render_s if writer.encoder.frames else 0.0,
     )
 
 
@@ -170,9 +128,11 @@ def generate_dataset(
     resume: bool = False,
     progress: bool = True,
     env_config: Any = None,
+    layout: str = "episodes",
+    dtype: str = "float64",
     distributed: Any = None,
 ) -> dict:
-    """Simulate n_episodes in batches and write them to an HDF5 file in seed 000's layout.
+    """Simulate n_episodes, batch_size at a time, and write them to an HDF5 file (seed 000's layout by default).
 
     Seed 000's seven parameters may be given by position, in seed 000's order; the rest are keyword-only.
     Every argument is checked before anything is simulated or written: a wrong type is a TypeError and a
@@ -189,7 +149,7 @@ def generate_dataset(
         episode's draw is stored under `episode_N/randomization/`.
       max_steps: the horizon T; an episode ends at its first success.
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
-      batch_size: episodes simulated per device call (the largest batch used; batches are made equal).
+      batch_size: episodes simulated at once (slots: a slot whose episode ends starts the next one).
       camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
       image_size: (H, W) of the camera frames, each in 1..480.
       compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
@@ -201,10 +161,15 @@ def generate_dataset(
       progress: show a tqdm progress bar of episodes.
       env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
         another success threshold or target box; None for the task's defaults. Stored in the file.
+      layout: "episodes" (seed 000's: a group per episode) or "flat" (every step of every episode concatenated
+        per key, with meta/episode_ends; much faster to write). Both are read by TrajectoryDataset.
+      dtype: the stored float arrays, "float64" (seed 000) or "float32" (half the size; the simulation is
+        float32, so nothing is lost).
       distributed: None (this process alone); True (one of many processes, as the cluster's environment says:
         SLURM, ...); or a `mjxgen.distributed.DistributedConfig(coordinator="HOST:PORT", num_processes=N,
-        process_id=I)`. Each process runs its share of the batches; process 0 writes the file, which equals
-        the file of a one-process run. Every process returns the stats of the whole file.
+        process_id=I)`. Each process runs its share of the blocks; process 0 writes the file, which equals
+        the file of a one-process run. Every process returns the stats of the whole file. Not with
+        layout="flat" yet.
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
@@ -215,6 +180,7 @@ def generate_dataset(
         env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
         domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
         camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
-        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, distributed=distributed,
+        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
+        distributed=distributed,
     )
     return run_generation(cfg).stats

@@ -13,6 +13,16 @@ The arm tasks (seed 000), EPISODES: one group per episode, each cut to its lengt
     episode_<i>/<policy>/<field>       (...)            what the policy records (the dmp policy: its DMP)
     attributes: EPISODE_ATTRS
 
+The arm tasks, fast, FLAT (`layout="flat"`): every episode's steps concatenated per key, with an
+`episode_ends` index (the diffusion_policy / LeRobot convention), in large chunks (mjxgen.flat).
+
+    data/<key>                 (N, *obs_shape)  float64 or float32   observations; data.attrs["obs_keys"] (JSON)
+    data/actions, data/rewards (N, A), (N,)
+    data/image                 (N, H, W, 3)     uint8    camera frames (camera on), a chunk per frame
+    meta/episode_ends          (E,) int64       episode e is rows [episode_ends[e - 1], episode_ends[e]) (0 first)
+    meta/<EPISODE_ATTRS>       (E,)             episode_index, length, success, total_reward, invalid
+    meta/randomization/<field> (E, ...)         meta/<policy>/<field> (E, ...)
+
 PushT (seed 003), SAMPLES: one `sample_<i:05d>` group per trajectory with SAMPLE_ARRAYS (float32),
 SAMPLE_JSON (UTF-8 JSON strings) and SAMPLE_ATTRS; the shapes are in pusht/writer.py.
 """
@@ -79,7 +89,12 @@ EPISODES = Layout(format="mjxgen", version=1, prefix="episode_", index_width=0, 
 # 2: nsf_rl's DMP semantics (waypoints from the start, 3 bases, dmp_dt 0.0125)
 SAMPLES = Layout(format="mjxgen-pusht", version=2, prefix="sample_", index_width=5, index_attr="sample_index",
                  length_attr="executed_steps", success_attr="terminated", reward_attr=None)
-LAYOUTS = {layout.format: layout for layout in (EPISODES, SAMPLES)}
+# The flat layout keeps no groups per episode: only `format` and `version` apply (mjxgen.flat reads it).
+FLAT = Layout(format="mjxgen-flat", version=1, prefix="", index_width=0, index_attr="episode_index",
+              length_attr="length", success_attr="success", reward_attr="total_reward")
+LAYOUTS = {layout.format: layout for layout in (EPISODES, FLAT, SAMPLES)}
+ARM_LAYOUTS = {"episodes": EPISODES, "flat": FLAT}  # the `layout` option: seed 000's per-episode one, or flat
+DTYPES = ("float64", "float32")  # the `dtype` option of the arm tasks' float arrays (seed 000: float64)
 
 # --- an arm episode --------------------------------------------------------------------------------------
 OBSERVATIONS = "observations"
@@ -109,6 +124,15 @@ def image_chunks(height: int, width: int) -> tuple[int, int, int, int]:
     return (1, height, width, 3)
 
 
+# --- the flat layout -------------------------------------------------------------------------------------
+DATA = "data"
+META = "meta"
+EPISODE_ENDS = "episode_ends"
+OBS_KEYS_ATTR = "obs_keys"  # on data/: JSON list of the observation keys, in stored order
+FLAT_CHUNK_BYTES = 256 * 1024  # target chunk size of data/ arrays (images: one frame per chunk)
+META_FIELDS = ("episode_index", "length", "success", "total_reward", "invalid")
+
+
 # --- a PushT sample --------------------------------------------------------------------------------------
 SAMPLE_ARRAYS = (
     "weights", "start_pixels", "start_normalized", "goal_pixels", "goal_normalized", "timestamps",
@@ -130,32 +154,57 @@ PUSHT_FILE_ATTRS = ("num_samples", "scale_forcing", "scale_forcing_by_goal_delta
 
 # --- the host batch --------------------------------------------------------------------------------------
 class HostBatch(NamedTuple):
-    """Arm episodes on the host, as the writer takes them: NumPy arrays padded to T steps. Steps at or past an
-    episode's length are padding. E episodes, T steps."""
+    """Arm episodes on the host, as the writers take them: E whole episodes in id order, their N = sum(lengths)
+    steps concatenated (episode e's steps are rows offsets[e]:offsets[e + 1])."""
 
     first: int  # the batch covers episode ids [first, end): its crash-safe shard
     end: int
     episode_ids: np.ndarray  # (E,) int
-    lengths: np.ndarray  # (E,) int
+    lengths: np.ndarray  # (E,) int, each >= 1
     success: np.ndarray  # (E,) bool
-    valid: np.ndarray  # (E,) bool: no NaN or inf in observations, actions or rewards up to the length
-    observations: dict[str, np.ndarray]  # key -> (E, T, *obs_shape)
-    actions: np.ndarray  # (E, T, A)
-    rewards: np.ndarray  # (E, T)
+    valid: np.ndarray  # (E,) bool: no NaN or inf in observations, actions or rewards
+    observations: dict[str, np.ndarray]  # key -> (N, *obs_shape)
+    actions: np.ndarray  # (N, A)
+    rewards: np.ndarray  # (N,)
     policy_record: dict[str, np.ndarray]  # field -> (E, ...): stored under <policy>/
     randomization: dict[str, np.ndarray] | None  # field -> (E, ...): stored under randomization/; None: off
     mocap_pos: np.ndarray  # (E, nmocap, 3): the episode's mocap bodies, to render it
-    qpos: np.ndarray | None  # (E, T, nq): the physics state of each step, to render it; None: no camera
+    qpos: np.ndarray | None  # (N, nq): the physics state of each step, to render it; None: no camera
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(E + 1,) where each episode's rows start, and N last."""
+        return np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])
 
     def select(self, keep: np.ndarray) -> "HostBatch":
         """The episodes where keep (E,) is True; first/end shrink to their ids."""
         ids = self.episode_ids[keep]
+        rows = np.repeat(keep, self.lengths)
 
-        def pick(x):
-            return None if x is None else ({k: v[keep] for k, v in x.items()} if isinstance(x, dict) else x[keep])
+        def pick(x, mask):
+            return None if x is None else ({k: v[mask] for k, v in x.items()} if isinstance(x, dict) else x[mask])
 
-        fields = {name: pick(getattr(self, name)) for name in self._fields if name not in ("first", "end")}
+        fields = {name: pick(getattr(self, name), rows if name in _STEP_FIELDS else keep)
+                  for name in self._fields if name not in ("first", "end")}
+        if not ids.size:  # nothing kept: an empty batch of the same range
+            return HostBatch(first=self.first, end=self.first, **fields)
         return HostBatch(first=int(ids.min()), end=int(ids.max()) + 1, **fields)
+
+    @classmethod
+    def from_padded(cls, *, lengths: np.ndarray, observations: dict, actions: np.ndarray, rewards: np.ndarray,
+                    qpos: np.ndarray | None, **episode_fields) -> "HostBatch":
+        """From (E, T, ...) arrays whose steps at or past each episode's length are padding (rollout_batch's
+        form); episode_fields are the per-episode fields, first and end included."""
+        steps = np.arange(actions.shape[1]) < np.asarray(lengths)[:, None]  # (E, T); row-major: episode by episode
+
+        def cut(x):
+            return None if x is None else np.asarray(x)[steps]
+
+        return cls(lengths=np.asarray(lengths), observations={k: cut(v) for k, v in observations.items()},
+                   actions=cut(actions), rewards=cut(rewards), qpos=cut(qpos), **episode_fields)
+
+
+_STEP_FIELDS = ("observations", "actions", "rewards", "qpos")
 
 
 def package_versions() -> dict[str, str]:

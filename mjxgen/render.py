@@ -13,6 +13,7 @@ import ctypes.util
 import importlib
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -90,3 +91,35 @@ class EpisodeRenderer:
 
     def close(self) -> None:
         self.renderer.close()
+
+
+class BatchFrames:
+    """Camera frames of a HostBatch's episodes, rendered from their recorded states, mocap bodies and draws.
+    The renderer is made on first use, in the thread that uses it (its GL context belongs to that thread)."""
+
+    def __init__(self, model_xml: str, height: int, width: int):
+        self.model_xml, self.size = model_xml, (height, width)
+        EpisodeRenderer(model_xml, height, width).close()  # fail now, with one clear line, not after simulating
+        self._renderer: EpisodeRenderer | None = None
+        self.frames, self.render_s = 0, 0.0
+
+    def episode(self, batch, e: int) -> np.ndarray:
+        """Episode e's frames (L, H, W, 3) uint8."""
+        if self._renderer is None:
+            self._renderer = EpisodeRenderer(self.model_xml, *self.size)
+        o, draw = batch.offsets, batch.randomization
+        start = time.perf_counter()
+        frames = self._renderer.render(
+            np.asarray(batch.qpos[o[e]:o[e + 1]], np.float64),
+            np.asarray(batch.mocap_pos[e], np.float64),
+            None if draw is None else np.asarray(draw["light_dir"][e]),
+            None if draw is None else np.asarray(draw["camera_offset"][e]),
+        )
+        self.render_s += time.perf_counter() - start
+        self.frames += len(frames)
+        return frames
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,12 +1,13 @@
-"""Batched rollouts: rollout_batch = jit(vmap over episodes of lax.scan over time).
+"""The fixed-horizon rollout: rollout_batch runs B episodes for T steps each, the steps after an episode's first
+success included, and returns (B, T, ...) device arrays.
 
-This is the only module that calls `jax.jit`. Episode i's randomness comes from
-fold_in(key(seed), i) alone, so an episode's data do not depend on the batch it ran in.
+It runs the streaming program of mjxgen.stream with its slots ending only at the horizon: the generator and
+rollout_batch execute one compiled program, so an episode is bit for bit the same in both. Episode i's
+randomness comes from fold_in(key(seed), i) alone, so its data do not depend on the batch it ran in.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import functools
 from typing import Any, NamedTuple
@@ -14,26 +15,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from kernels import randomize
-from mjxgen import runtime, xla_config
-from mjxgen.envs.arm import N_ARM_JOINTS
+from mjxgen import runtime, stream, values, xla_config
 from mjxgen.envs import make_env
+from mjxgen.episode import (INIT_KEY, RANDOMIZE_KEY, EpisodeStart, Transition, episode_key, record,  # noqa: F401
+                            resolve_policy, start_episode, step_episode)
 
-# How many times each rollout has been traced (= compiled), keyed by (env, policy, max_steps, batch).
+# How many times each program has been traced (= compiled), keyed by (env, policy, max_steps, slots, steps).
 # A second call with the same shapes must not add to it.
-TRACE_COUNT: collections.Counter = collections.Counter()
-
-
-class Transition(NamedTuple):
-    """One control step, as recorded: the observation before the action, and what followed."""
-
-    observations: dict[str, jax.Array]  # key -> (..., *obs_shape)
-    qpos: jax.Array  # (..., nq) the full physics position before the action (for rendering; not stored)
-    actions: jax.Array  # (..., action_dim)
-    rewards: jax.Array  # (...,)
-    successes: jax.Array  # (...,) bool: success reached by this step's action
+TRACE_COUNT = stream.TRACE_COUNT
+# Steps per jitted call: the generator's segments, and rollout_batch's (its horizon is covered by
+# ceil(T / SEGMENT_STEPS) calls; the steps past T are skipped, not simulated).
+SEGMENT_STEPS = 32
 
 
 class Rollout(NamedTuple):
@@ -49,140 +43,11 @@ class Rollout(NamedTuple):
     mocap_pos: jax.Array  # (B, nmocap, 3) each episode's mocap bodies (its targets), for rendering
 
 
-def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
-    """The key of one episode: fold_in(key(seed), episode_id)."""
-    return jax.random.fold_in(jax.random.key(seed), episode_id)
-
-
-# fold_in(policy_key, INIT_KEY) draws the policy's episode parameters; steps use fold_in(policy_key, t), t < T.
-INIT_KEY = 2**31 - 1
-# fold_in(episode key, RANDOMIZE_KEY) draws the domain randomization, apart from every other stream.
-RANDOMIZE_KEY = 2**31 - 2
-
-
-class EpisodeStart(NamedTuple):
-    """An episode at t = 0: what `start_episode` returns and `step_episode` carries on."""
-
-    model: Any  # mjx.Model: this episode's model (its randomized fields are batched leaves under vmap)
-    state: Any  # the env state after reset and randomization
-    policy_state: Any
-    policy_key: jax.Array  # step t acts with fold_in(policy_key, t)
-    draw: randomize.Draw
-
-
-def start_episode(env, policy, m, seed, episode_id, randomization, params) -> EpisodeStart:
-    """Reset, randomize and initialize the policy for one episode, from (seed, episode_id) alone."""
-    key = episode_key(seed, episode_id)
-    reset_key, policy_key = jax.random.split(key)
-    draw = randomize.sample(jax.random.fold_in(key, RANDOMIZE_KEY), randomization,
-                            jnp.asarray(env.mj_model.light_dir[0]), N_ARM_JOINTS)
-    state = env.reset(m, reset_key)
-    m, state = env.randomize(m, state, draw)
-    policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state), params)
-    return EpisodeStart(model=m, state=state, policy_state=policy_state, policy_key=policy_key, draw=draw)
-
-
-def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
-    """Step t of an episode: (state, policy_state, the Transition recorded)."""
-    obs = env.observe(state)
-    action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
-    qpos = state.data.qpos
-    state, reward, success = env.step(m, state, action)
-    return state, policy_state, Transition(observations=obs, qpos=qpos, actions=action, rewards=reward,
-                                           successes=success)
-
-
-def record(policy, policy_state) -> dict:
-    """What the policy stores per episode ({} for a policy without `record`)."""
-    rec = getattr(policy, "record", None)
-    return {} if rec is None else rec(policy_state)
-
-
-def _episode(env, policy, m, seed, episode_id, max_steps: int, randomization, params):
-    """One episode, as a Rollout without the batch axis: (T, ...) transitions and per-episode values."""
-    start = start_episode(env, policy, m, seed, episode_id, randomization, params)
-
-    def body(carry, t):
-        state, policy_state = carry
-        state, policy_state, tr = step_episode(env, policy, start.model, state, policy_state, start.policy_key,
-                                               t, params)
-        return (state, policy_state), tr
-
-    _, tr = lax.scan(body, (start.state, start.policy_state), jnp.arange(max_steps))
-    success = tr.successes.any()
-    length = jnp.where(success, jnp.argmax(tr.successes) + 1, max_steps).astype(jnp.int32)
-    in_episode = jnp.arange(max_steps) < length
-    finite = [jnp.isfinite(x).reshape(max_steps, -1).all(axis=1)
-              for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
-    valid = jnp.all(jnp.where(in_episode, jnp.stack(finite).all(axis=0), True))
-    return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=episode_id, valid=valid,
-                   policy_record=record(policy, start.policy_state), randomization=start.draw,
-                   mocap_pos=start.state.data.mocap_pos)
-
-
-def resolve_policy(env, policy) -> tuple[Any, str]:
-    """(the policy, its label): a policy name of env, or any hashable object with init/act (and record)."""
-    if isinstance(policy, str):
-        return env.policy(policy), policy
-    if not (callable(getattr(policy, "init", None)) and callable(getattr(policy, "act", None))):
-        raise TypeError(f"policy must be a policy name of {env.name} ({', '.join(env.policy_names)}) or an object "
-                        f"with init(key, obs, params) and act(state, key, obs, params); got {type(policy).__name__}")
-    try:
-        hash(policy)
-    except TypeError:
-        raise TypeError(f"a policy object must be hashable (it keys the compiled rollout): {type(policy).__name__} "
-                        "is not; use a frozen dataclass or a plain object") from None
-    return policy, getattr(policy, "name", type(policy).__name__)
-
-
 def default_chunk_size(env) -> int | None:
     """Episodes per chunk on the CPU with jaxlib 0.10.x (batched-LAPACK deadlock); None elsewhere."""
     if jax.default_backend() == "cpu" and xla_config.has_lapack_split_deadlock(xla_config.jaxlib_version()):
         return xla_config.cpu_safe_batch(env.mj_model.nv)
     return None
-
-
-@functools.cache
-def _model_on(env, device):
-    """The env's MJX model on `device` (one copy per device, made once)."""
-    return jax.device_put(env.mjx_model, device)
-
-
-@functools.cache
-def _compiled(env, policy, max_steps: int):
-    """The jitted rollout of (env, policy, max_steps): one program for one device. Several devices each run
-    this same program on their share (see rollout_batch), never a partitioned one: XLA compiles a
-    shard_map or NamedSharding program differently, and its contact steps then differ in the last bit."""
-    policy, label = resolve_policy(env, policy)
-
-    def run(m, seed, episode_ids, randomization, params):
-        TRACE_COUNT[(env.name, label, max_steps, episode_ids.shape[0])] += 1
-        return jax.vmap(lambda i: _episode(env, policy, m, seed, i, max_steps, randomization, params))(episode_ids)
-
-    return jax.jit(run)
-
-
-def _run_on_device(fn, env, device, chunks: np.ndarray, seed, dr, params):
-    """Run the chunks (n_chunks, size) of episode ids on one device; the Rollout of all of them, there."""
-    put = functools.partial(jax.device_put, device=device)
-    m, seed, dr, params = _model_on(env, device), put(seed), put(dr), put(params)
-    parts = [fn(m, seed, put(c), dr, params) for c in chunks]  # dispatched asynchronously
-    return parts[0] if len(parts) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
-
-
-def _gathered(devices: tuple, per_device: list):
-    """One Rollout whose arrays are sharded over `devices` along the episode axis, from each device's part
-    (no copy: the parts become the shards)."""
-    if len(devices) == 1:
-        return per_device[0]
-    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("batch",)),
-                                          jax.sharding.PartitionSpec("batch"))
-
-    def join(*xs):
-        return jax.make_array_from_single_device_arrays((len(xs) * xs[0].shape[0],) + xs[0].shape[1:], sharding,
-                                                        list(xs))
-
-    return jax.tree.map(join, *per_device)
 
 
 def rollout_batch(
@@ -219,8 +84,9 @@ def rollout_batch(
         batches deadlock (see mjxgen.xla_config).
       devices: the devices to share the episodes among (default: every local device). Each runs the same
         one-device program on its contiguous share, concurrently; B is padded to a multiple of their number
-        and cut. The data are identical to a one-device run, bit for bit. Each device compiles the program
-        once (in parallel threads).
+        and cut. The data are identical to a one-device run, bit for bit (a shard_map or NamedSharding
+        program is partitioned by XLA, and pick_place's contact steps then differ in the last bit). Each
+        device compiles the program once, in parallel threads.
 
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device(s): sharded
@@ -240,25 +106,72 @@ def rollout_batch(
     devices = tuple(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
-    n_dev = len(devices)
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
-    fn = _compiled(env, policy, int(max_steps))
-    seed = jnp.uint32(seed)
-    dr = (randomize.OFF if randomization is None else randomization).as_arrays()  # float32 leaves: no recompile
+    run = functools.partial(_fixed_horizon, env, policy, seed=int(seed), max_steps=int(max_steps),
+                            randomization=randomization, params=policy_params)
     # Each device gets a contiguous share, run as chunks of one compiled shape (dispatched asynchronously and
     # joined on the device). A chunk is the same program as a batch of that size, so the data equal a
     # one-device, unchunked run.
+    n_dev = len(devices)
     share = -(-ids.size // n_dev)
     size = share if chunk_size is None else min(share, chunk_size)
     n_chunks = -(-share // size)
     padded = np.concatenate([ids, np.repeat(ids[-1:], n_dev * n_chunks * size - ids.size)]).astype(np.int32)
     blocks = padded.reshape(n_dev, n_chunks, size)
+
+    def on_device(device, chunks):
+        parts = [run(c, device=device) for c in chunks]
+        return parts[0] if len(parts) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
     if n_dev == 1:
-        out = _run_on_device(fn, env, devices[0], blocks[0], seed, dr, policy_params)
+        out = on_device(devices[0], blocks[0])
     else:  # threads: each device's first call compiles, and the compiles run side by side
         with concurrent.futures.ThreadPoolExecutor(n_dev) as pool:
-            per_device = list(pool.map(lambda d, b: _run_on_device(fn, env, d, b, seed, dr, policy_params),
-                                       devices, blocks))
-        out = _gathered(devices, per_device)
+            out = _gathered(devices, list(pool.map(on_device, devices, blocks)))
     return out if padded.size == ids.size else jax.tree.map(lambda x: x[: ids.size], out)
+
+
+def _gathered(devices: tuple, per_device: list):
+    """One Rollout whose arrays are sharded over `devices` along the episode axis, from each device's part
+    (no copy: the parts become the shards)."""
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("batch",)),
+                                          jax.sharding.PartitionSpec("batch"))
+
+    def join(*xs):
+        return jax.make_array_from_single_device_arrays((len(xs) * xs[0].shape[0],) + xs[0].shape[1:], sharding,
+                                                        list(xs))
+
+    return jax.tree.map(join, *per_device)
+
+
+def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, randomization, params,
+                   device) -> Rollout:
+    """One batch on one device: ceil(T / K) segments of the streaming program, episodes ending only at the
+    horizon."""
+    fn = stream.compiled_segment(env, policy, max_steps, SEGMENT_STEPS)
+    put = functools.partial(jax.device_put, device=device)
+    args = (stream.model_on(env, device), put(jnp.uint32(seed)), put(stream.ranges(randomization)), put(params))
+    st = stream.initial_stream(env, policy, ids, first=0, count=len(ids), end_at_success=False, params=params,
+                               device=device)
+    segments = []
+    for _ in range(-(-max_steps // SEGMENT_STEPS)):
+        st, seg = fn(*args, st)
+        segments.append(seg)
+    per_episode = values.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params,
+                                        device=device)
+    return _assemble(segments, max_steps, put(jnp.asarray(ids, jnp.int32)), per_episode)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _assemble(segments, max_steps: int, ids, values) -> Rollout:
+    """(K, B, ...) segments -> the Rollout of (B, T, ...) arrays."""
+    tr = jax.tree.map(lambda *xs: jnp.swapaxes(jnp.concatenate(xs)[:max_steps], 0, 1),
+                      *[s.transition for s in segments])
+    finite = jnp.concatenate([s.finite for s in segments])[:max_steps].T  # (B, T)
+    success = tr.successes.any(axis=1)
+    length = jnp.where(success, jnp.argmax(tr.successes, axis=1) + 1, max_steps).astype(jnp.int32)
+    in_episode = jnp.arange(max_steps) < length[:, None]
+    return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=ids,
+                   valid=jnp.all(finite | ~in_episode, axis=1), policy_record=values["policy_record"],
+                   randomization=randomize.Draw(**values["randomization"]), mocap_pos=values["mocap_pos"])

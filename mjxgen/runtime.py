@@ -6,6 +6,7 @@ read from the environment:
 - XLA_FLAGS: the CPU flag the installed jaxlib needs (mjxgen.xla_config). JAX reads it when it creates its
   backend, at the first computation, so configure() must come before any JAX computation.
 - MUJOCO_GL: the OpenGL backend of MuJoCo's renderer on a headless machine (mjxgen.render.configure_gl).
+- JAX's persistent compilation cache (mjxgen.compile_cache): on by default, in the user's cache directory.
 
 The CLIs, `generate_dataset`, `make_env` and `rollout_batch` call it; code that computes with JAX before
 those calls should call `mjxgen.configure()` first.
@@ -15,23 +16,28 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from typing import Iterator
 
+from mjxgen import compile_cache as compile_cache_module
 from mjxgen import render, xla_config
 
 _WARP_LINES = ("Failed to import warp", "Failed to import mujoco_warp")
 _configured = False
 
 
-def configure() -> None:
-    """Apply the XLA CPU flags of the installed jaxlib and choose MuJoCo's GL backend. Idempotent: only the first
-    call acts (it warns if JAX's backend already exists without the flag it needs)."""
+def configure(compile_cache: str | os.PathLike | bool | None = None) -> None:
+    """Apply the XLA CPU flags of the installed jaxlib, choose MuJoCo's GL backend and switch on JAX's persistent
+    compilation cache (`compile_cache`: a directory, False for none, None for MJXGEN_COMPILE_CACHE or the user
+    cache directory; see mjxgen.compile_cache). Idempotent: only the first call acts (it warns if JAX's backend
+    already exists without the flag it needs)."""
     global _configured
     if _configured:
         return
     _configured = True
     xla_config.configure()
     render.configure_gl()
+    compile_cache_module.enable(compile_cache)
 
 
 @contextlib.contextmanager

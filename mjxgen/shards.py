@@ -118,6 +118,9 @@ class ShardStore:
         self.partial = partial
         self.manifest = manifest
         self.shards = shards
+        # merge(out, shard paths) fills the output file at finalize; by default every shard's top-level groups
+        # are copied (raw chunks, not recompressed). The flat layout sets its own (mjxgen.flat.merge).
+        self.merge: Callable[[h5py.File, list[Path]], None] = copy_groups
 
     @classmethod
     def open(cls, output: str | os.PathLike, fmt: str, config: dict, attrs: dict, resume: bool) -> "ShardStore":
@@ -154,11 +157,17 @@ class ShardStore:
     @property
     def done(self) -> int:
         """Items [0, done) are safely on disk (shards are written in order)."""
-        end = 0
-        for first, last, _ in self.shards:
-            if first != end:
+        return self.done_from(0)
+
+    def done_from(self, start: int) -> int:
+        """The end of the consecutive shards from item `start`: items [start, end) are on disk (end = start if
+        none). A process of a multi-process run writes its share's shards in order from its share's start."""
+        end = start
+        for first, last, _ in sorted(self.shards):
+            if first == end:
+                end = last
+            elif first > end:
                 break
-            end = last
         return end
 
     def has(self, first: int, end: int) -> bool:
@@ -182,21 +191,27 @@ class ShardStore:
         self.shards.append((first, end, path))
 
     def finalize(self, attrs: dict) -> Path:
-        """Merge the shards into the output file, mark it complete, and remove the partial directory."""
+        """Merge the shards into the output file (`self.merge`), mark it complete, and remove the partial
+        directory."""
 
-        def merge(tmp: Path) -> None:
+        def write(tmp: Path) -> None:
             with h5py.File(tmp, "w", libver=LIBVER) as out:
                 out.attrs.update(self.manifest["attrs"])
                 out.attrs.update(attrs)
-                for _, _, shard in self.shards:
-                    with h5py.File(shard, "r") as src:
-                        for name in src:
-                            src.copy(src[name], out, name)
+                self.merge(out, [shard for _, _, shard in self.shards])
                 out.attrs["complete"] = True
 
-        _write_atomically(self.output, merge)
+        _write_atomically(self.output, write)
         shutil.rmtree(self.partial)
         return self.output
+
+
+def copy_groups(out: h5py.File, shards: list[Path]) -> None:
+    """Every shard's top-level groups, in order, into out."""
+    for shard in shards:
+        with h5py.File(shard, "r") as src:
+            for name in src:
+                src.copy(src[name], out, name)
 
 
 def _natural(name: str):

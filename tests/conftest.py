@@ -1,7 +1,11 @@
 """Shared fixtures. Each jitted shape compiles once per session: small batches, one horizon."""
 
+import os
+
 import mjxgen
 
+# Never the user's compile cache: the suite runs without one (subprocess tests that want one set their own).
+os.environ["MJXGEN_COMPILE_CACHE"] = "0"
 mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
 
 import os

@@ -95,7 +95,7 @@ def test_policy_type_changes_the_actions(short, tmp_path):
 def test_n_episodes_and_batch_size(short, tmp_path):
     path, stats = _run(tmp_path, "two_batches.h5", n_episodes=2 * API_N, batch_size=API_N + 6)
     assert stats["total_episodes"] == 2 * API_N
-    assert _config(path)["batch_size"] == API_N  # 48 episodes at most 30 per call: 2 equal batches of 24
+    assert _config(path)["batch_size"] == API_N  # 48 episodes at most 30 at once: 24 slots (2 x 24 episodes)
     first, two = _read(short[0], "observations/joint_pos"), _read(path, "observations/joint_pos")
     assert sorted(two) == list(range(2 * API_N))
     for i in range(API_N):  # the batching does not change an episode
@@ -148,6 +148,29 @@ def test_compression_is_the_codec_of_every_dataset(short, tmp_path, codec):
             assert codecs == {expected}, (p.name, codecs)
     for i, a in _read(short[0], "actions").items():  # the codec changes only the encoding
         np.testing.assert_array_equal(a, _read(path, "actions")[i])
+
+
+def test_layout_flat_and_dtype_float32(short, tmp_path):
+    path, stats = _run(tmp_path, "flat.h5", layout="flat", dtype="float32")
+    assert stats == {**short[1], "output_path": str(path), "file_size_mb": stats["file_size_mb"]}
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "mjxgen-flat" and _config(path)["layout"] == "flat"
+        assert {f[f"data/{k}"].dtype for k in ("joint_pos", "ee_pos", "actions", "rewards")} == {np.dtype(np.float32)}
+        ends = f["meta/episode_ends"][()]
+        starts = np.concatenate([[0], ends[:-1]])
+        for j, i in enumerate(f["meta/episode_index"][()]):  # the same episodes, at float32
+            np.testing.assert_array_equal(f["data/ee_pos"][starts[j]:ends[j]],
+                                          _read(short[0], "observations/ee_pos")[i].astype(np.float32))
+    assert stats["file_size_mb"] < short[1]["file_size_mb"]
+    ep32, _ = _run(tmp_path, "ep32.h5", dtype="float32")  # dtype applies to the per-episode layout too
+    with h5py.File(ep32) as f:
+        assert f.attrs["format"] == "mjxgen" and f.attrs["dtype"] == "float32"
+        assert {f[f"episode_3/{k}"].dtype for k in ("observations/joint_vel", "actions", "rewards")} == {np.dtype(np.float32)}
+        np.testing.assert_array_equal(f["episode_3/actions"][()], _read(short[0], "actions")[3].astype(np.float32))
+    with pytest.raises(ValueError, match="layout"):
+        _run(tmp_path, "bad.h5", layout="columns")
+    with pytest.raises(ValueError, match="dtype"):
+        _run(tmp_path, "bad.h5", dtype="float16")
 
 
 def test_overwrite_replaces_the_file(short, tmp_path):

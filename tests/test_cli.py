@@ -58,15 +58,19 @@ def test_batch_must_be_a_positive_integer(capsys):
 
 
 def test_reach_module_runs_end_to_end(tmp_path):
-    """`python -m mjxgen.reach` in a fresh process: stats table, and a complete file."""
-    out = tmp_path / "r.h5"
+    """`python -m mjxgen.reach` in a fresh process: stats table, a complete file, and the compiled programs in the
+    cache directory given by --compile-cache."""
+    out, cache = tmp_path / "r.h5", tmp_path / "cache"
     proc = subprocess.run(
-        [sys.executable, "-m", "mjxgen.reach", "--batch", "4", "--max-steps", "10", "--output", str(out), "--no-progress"],
+        [sys.executable, "-m", "mjxgen.reach", "--batch", "4", "--max-steps", "10", "--output", str(out), "--no-progress",
+         "--compile-cache", str(cache)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for label in ("Episodes", "Total steps", "Mean length", "Mean reward", "Success rate", "File size", "Physics steps/s"):
+    for label in ("Episodes", "Total steps", "Mean length", "Mean reward", "Success rate", "File size", "Physics steps/s",
+                  "Episodes/s", "Useful env steps/s", "Useful fraction"):
         assert label in proc.stdout
+    assert any(p.name.startswith("jit_run") for p in cache.iterdir())  # the segment program, for the next run
     with h5py.File(out) as f:
         assert f.attrs["complete"] and len(f.keys()) == 4
     # A second run without --overwrite is refused in one line, with no traceback.
@@ -142,7 +146,7 @@ def test_episodes_and_batch_flags(base, tmp_path):
     path = _generate(c, tmp_path, n=48, batch=30)
     with h5py.File(path) as f:
         assert len(f.keys()) == 48  # --n-episodes / --episodes
-        assert json.loads(f.attrs["config"])["batch_size"] == 24  # --batch 30: two equal batches of 24, not one of 48
+        assert json.loads(f.attrs["config"])["batch_size"] == 24  # --batch 30: 24 slots (2 x 24 episodes), not 30
 
 
 def test_policy_flag(base, tmp_path):
@@ -159,6 +163,17 @@ def test_seed_flag(base, tmp_path):
     assert h5py.File(other).attrs["seed"] == 8
     a, b = _attrs(path, "observations/target_pos"), _attrs(other, "observations/target_pos")
     assert all(not np.allclose(a[i][0], b[i][0]) for i in a)
+
+
+def test_layout_and_dtype_flags(base, tmp_path):
+    c, path = base
+    flat = _generate(c, tmp_path, "flat.h5", extra=["--layout", "flat", "--dtype", "float32"])
+    with h5py.File(flat) as f, h5py.File(path) as g:
+        assert f.attrs["format"] == "mjxgen-flat" and f.attrs["dtype"] == "float32"
+        assert f["data/joint_pos"].dtype == np.float32 and len(f["meta/episode_ends"]) == len(g)
+        ends = f["meta/episode_ends"][()]
+        np.testing.assert_array_equal(f["data/joint_pos"][ends[2]:ends[3]],
+                                      g["episode_3/observations/joint_pos"][()].astype(np.float32))
 
 
 def test_compression_flag(base, tmp_path):

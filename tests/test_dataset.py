@@ -140,15 +140,15 @@ def test_rejects_files_that_are_not_mjxgen_datasets(tmp_path):
 
 
 def _fake_batch(ids, horizon=5):
-    """A HostBatch of arbitrary numbers (the writer does not interpret them)."""
+    """A HostBatch of arbitrary numbers (the writer does not interpret them): episodes of `horizon` steps."""
     b = len(ids)
+    n = b * horizon
     rng = np.random.default_rng(0)
     return HostBatch(
         first=min(ids), end=max(ids) + 1, episode_ids=np.asarray(ids), lengths=np.full(b, horizon),
         success=np.zeros(b, bool), valid=np.ones(b, bool),
-        observations={k: rng.normal(size=(b, horizon, d)).astype(np.float32) for k, d in OBS.items()},
-        actions=rng.normal(size=(b, horizon, 4)).astype(np.float32),
-        rewards=rng.normal(size=(b, horizon)).astype(np.float32),
+        observations={k: rng.normal(size=(n, d)).astype(np.float32) for k, d in OBS.items()},
+        actions=rng.normal(size=(n, 4)).astype(np.float32), rewards=rng.normal(size=n).astype(np.float32),
         policy_record={}, randomization=None, mocap_pos=np.zeros((b, 1, 3)), qpos=None,
     )
 
@@ -169,7 +169,7 @@ def test_other_codecs_round_trip(tmp_path, compression):
         assert f.attrs["complete"] and f.attrs["compression"] == compression
         ds = f["episode_1/observations/ee_pos"]
         assert ds.compression == (None if compression == "none" else compression)
-        np.testing.assert_array_equal(ds[()], batch.observations["ee_pos"][1].astype(np.float64))
+        np.testing.assert_array_equal(ds[()], batch.observations["ee_pos"][5:10].astype(np.float64))  # episode 1
 
 
 def test_writer_failure_is_reported_and_file_stays_incomplete(tmp_path):
@@ -248,7 +248,7 @@ def _image_file(path, monkeypatch, n_episodes, length, size):
     for first in range(0, n_episodes, 100):
         b = _fake_batch(list(range(first, first + 100)), horizon=length)
         mocap = np.arange(first, first + 100, dtype=float)[:, None, None] * np.ones((1, 1, 3))
-        w.write_batch(b._replace(mocap_pos=mocap, qpos=np.zeros((100, length, 9))))
+        w.write_batch(b._replace(mocap_pos=mocap, qpos=np.zeros((100 * length, 9))))
     w.close()
 
 

@@ -12,7 +12,7 @@ from conftest import BATCH, HORIZON
 from kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer, RenderError
-from mjxgen.rollout import TRACE_COUNT, rollout_batch
+from mjxgen.rollout import SEGMENT_STEPS, TRACE_COUNT, rollout_batch
 from mjxgen.layout import HostBatch
 from mjxgen.writer import DatasetWriter
 
@@ -47,13 +47,13 @@ def test_friction_and_light_draws_are_in_range_and_spread(randomized):
 
 
 def test_switching_randomization_on_does_not_recompile(randomized):
-    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH)] == 1
+    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH, SEGMENT_STEPS)] == 1
 
 
 def test_off_and_other_ranges_reuse_the_compiled_rollout(randomized, reach_env):
     for dr in (None, RandomizationConfig(light=False, friction=0.5, joint_noise=0.0)):
         rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=3, max_steps=HORIZON, randomization=dr)
-    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH)] == 1
+    assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH, SEGMENT_STEPS)] == 1
 
 
 def test_config_crosses_the_jit_as_named_float32_leaves():
@@ -130,7 +130,7 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
     ids = [int(np.argmax(randomized.randomization.light_dir[:, 2])),  # light pointing up
            int(np.argmin(randomized.randomization.light_dir[:, 2]))]  # pointing down
     tr = randomized.trajectory
-    batch = HostBatch(
+    batch = HostBatch.from_padded(
         first=0, end=2, episode_ids=np.arange(2), lengths=np.full(2, steps), success=np.zeros(2, bool),
         valid=np.ones(2, bool), observations={k: v[ids] for k, v in tr.observations.items()},
         actions=tr.actions[ids], rewards=tr.rewards[ids], policy_record={},
@@ -143,7 +143,7 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
                       obs_keys=tuple(env.obs_shapes), image_size=(64, 64))
     w.write_batch(batch)
     w.close()
-    assert w.encoder.frames == 2 * steps and w.encoder.render_s > 0
+    assert w.encoder.frames.frames == 2 * steps and w.encoder.frames.render_s > 0  # (render.BatchFrames counts them)
     with h5py.File(path) as f:
         images = [f[f"episode_{i}/observations/image"] for i in range(2)]
         assert images[0].shape == (steps, 64, 64, 3) and images[0].dtype == np.uint8

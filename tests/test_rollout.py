@@ -68,7 +68,7 @@ def test_chunked_batch_equals_whole_batch(reach_env, batch64):
 
 
 def test_second_call_does_not_recompile(batch32, reach_env):
-    key = ("reach", "scripted", HORIZON, BATCH)
+    key = ("reach", "scripted", HORIZON, BATCH, rollout.SEGMENT_STEPS)
     assert rollout.TRACE_COUNT[key] == 1
     out = rollout_batch(reach_env, "scripted", np.arange(100, 100 + BATCH), seed=11, max_steps=HORIZON)
     jax.block_until_ready(out)
@@ -178,7 +178,7 @@ def test_a_user_policy_with_params_runs_and_new_params_do_not_recompile(reach_en
     ee = out.trajectory.observations["ee_pos"]
     np.testing.assert_allclose(ee[:, -1], np.broadcast_to([0.5, 0.1, 0.3], (USER_B, 3)), atol=5e-3)
     assert (out.trajectory.actions[:, :, 3] == 1).all() and (out.policy_record["steps_at_start"] == 0).all()
-    key = ("reach", "TowardPoint", USER_T, USER_B)
+    key = ("reach", "TowardPoint", USER_T, USER_B, rollout.SEGMENT_STEPS)
     assert rollout.TRACE_COUNT[key] == 1
     other = {"point": jnp.array([0.4, -0.2, 0.2]), "gain": jnp.float32(10.0)}  # new values, same shapes
     moved = jax.device_get(rollout_batch(reach_env, policy, np.arange(USER_B), seed=0, max_steps=USER_T,

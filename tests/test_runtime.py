@@ -162,3 +162,74 @@ def test_entry_points_configure_first(entry, reach_env, monkeypatch):
     with pytest.raises((SystemExit, ValueError, Stop)):
         ENTRY_POINTS[entry](reach_env)
     assert calls == (["gl"] if entry == "EpisodeRenderer" else ["xla", "gl"])
+
+
+# --- the persistent compile cache ------------------------------------------------------------------------------
+def test_compile_cache_directory_choice(monkeypatch, tmp_path):
+    from mjxgen import compile_cache
+
+    monkeypatch.delenv("MJXGEN_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.resolve() == tmp_path / "xdg" / "mjxgen"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compile_cache.resolve() == tmp_path / "home" / ".cache" / "mjxgen"
+    monkeypatch.setenv("MJXGEN_COMPILE_CACHE", str(tmp_path / "env"))
+    assert compile_cache.resolve() == tmp_path / "env"
+    assert compile_cache.resolve(tmp_path / "flag") == tmp_path / "flag"  # an explicit directory wins
+    assert compile_cache.resolve(False) is None
+    for off in ("0", "off", "False", "no"):
+        monkeypatch.setenv("MJXGEN_COMPILE_CACHE", off)
+        assert compile_cache.resolve() is None
+
+
+def _cache_child(env_value, **extra):
+    """A fresh process: configure(), then one jitted program; prints JAX's cache directory. env_value None: no
+    MJXGEN_COMPILE_CACHE (the default directory)."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET + ("MJXGEN_COMPILE_CACHE", "XDG_CACHE_HOME")}
+    env |= extra if env_value is None else {**extra, "MJXGEN_COMPILE_CACHE": env_value}
+    code = """
+        import warnings, jax, mjxgen
+        warnings.simplefilter("always")
+        mjxgen.configure()
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # even this tiny program is kept
+        print(jax.jit(lambda x: x * 2 + 1)(jax.numpy.arange(3)).sum(), jax.config.jax_compilation_cache_dir)
+        """
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_compile_cache_is_used_and_an_unwritable_one_only_warns(tmp_path):
+    cache = tmp_path / "cache"
+    r = _cache_child(str(cache))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["9", str(cache)] and any(cache.iterdir())  # the program was written there
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = _cache_child(str(blocker / "cache"))  # a directory under a file: can't be created
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[0] == "9" and r.stdout.split()[1] in ("None", "")
+    assert r.stderr.count("not writable") == 1 and "Traceback" not in r.stderr
+
+
+def test_compile_cache_is_on_by_default_and_off_writes_nothing(tmp_path):
+    r = _cache_child(None, XDG_CACHE_HOME=str(tmp_path / "on"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] == str(tmp_path / "on" / "mjxgen") and any((tmp_path / "on" / "mjxgen").iterdir())
+    r = _cache_child("0", XDG_CACHE_HOME=str(tmp_path / "off"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[1] in ("None", "") and not (tmp_path / "off").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [([], None), (["--no-compile-cache"], False),
+                                            (["--compile-cache", "/some/dir"], "/some/dir")])
+def test_cli_cache_flags_reach_configure(argv, expected, monkeypatch):
+    from mjxgen import compile_cache
+
+    calls = []
+    monkeypatch.setattr(runtime, "_configured", False)
+    monkeypatch.setattr(xla_config, "configure", lambda: None)
+    monkeypatch.setattr(render, "configure_gl", lambda: None)
+    monkeypatch.setattr(compile_cache, "enable", calls.append)
+    cli.configure_from(["--batch", "4", *argv])
+    assert calls == [expected]

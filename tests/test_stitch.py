@@ -1,0 +1,95 @@
+"""The streaming rollout's host side (mjxgen.stitch): steps of many slots and segments become whole episodes, handed
+out in contiguous blocks of ids however out of order the episodes end. Synthetic segments: no JAX program."""
+
+import numpy as np
+import pytest
+
+from mjxgen.episode import Transition
+from mjxgen.stream import Segment
+from mjxgen.stitch import Stitcher
+
+
+def _segment(rows):
+    """A Segment (K, B) from rows[k][b] = (episode id, t, done) or None (an inactive slot). Each step's values
+    encode (id, t), so the stitched arrays show where every row went."""
+    k, b = len(rows), len(rows[0])
+    ids, t, active, done = (np.zeros((k, b), dt) for dt in (np.int32, np.int32, bool, bool))
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            if cell is not None:
+                ids[i, j], t[i, j], done[i, j], active[i, j] = *cell, True
+    code = (ids * 1000 + t).astype(np.float32)
+    tr = Transition(observations={"x": np.stack([code, -code], -1)}, qpos=code[..., None], actions=code[..., None],
+                    rewards=code, successes=done & (t < 9))
+    return Segment(transition=tr, episode_id=ids, t=t, active=active, done=done, finite=code != 2001)
+
+
+def _episode(i, n, start_k=0):
+    """Episode i's n steps as (k, cell) pairs from segment step start_k on."""
+    return [(start_k + t, (i, t, t == n - 1)) for t in range(n)]
+
+
+def _segments(slots, k_per_segment):
+    """slots: per slot, the list of episodes (id, length) it runs back to back -> list of segments."""
+    cells = {}
+    for s, episodes in enumerate(slots):
+        k = 0
+        for i, n in episodes:
+            for kk, cell in _episode(i, n, k):
+                cells[(kk, s)] = cell
+            k += n
+    total = max(k for k, _ in cells) + 1
+    n_seg = -(-total // k_per_segment)
+    grid = [[cells.get((k, s)) for s in range(len(slots))] for k in range(n_seg * k_per_segment)]
+    return [_segment(grid[i:i + k_per_segment]) for i in range(0, len(grid), k_per_segment)]
+
+
+def test_out_of_order_episodes_leave_in_contiguous_blocks():
+    # Slot 0 runs a long episode 0; slot 1 runs 1, 2, 3, 4, 5 (short): they end long before episode 0.
+    segs = _segments([[(0, 12)], [(1, 2), (2, 3), (3, 2), (4, 2), (5, 1)]], k_per_segment=4)
+    st = Stitcher(0, 6, block=2, keep_qpos=True)
+    out = []
+    for seg in segs:
+        st.add(seg)
+        out += list(st.ready())
+    assert st.out_of_order > 0
+    assert [(b.first, b.end) for b in out] == [(0, 2), (2, 4), (4, 6)]
+    lengths = {0: 12, 1: 2, 2: 3, 3: 2, 4: 2, 5: 1}
+    for b in out:
+        assert list(b.episode_ids) == list(range(b.first, b.end))
+        assert list(b.lengths) == [lengths[i] for i in b.episode_ids]
+        expected = np.concatenate([i * 1000 + np.arange(lengths[i]) for i in b.episode_ids]).astype(np.float32)
+        np.testing.assert_array_equal(b.rewards, expected)  # episode by episode, each in step order
+        np.testing.assert_array_equal(b.observations["x"][:, 1], -expected)
+        np.testing.assert_array_equal(b.qpos[:, 0], expected)
+    first = out[0]
+    assert list(first.valid) == [True, True] and list(first.success) == [False, True]  # ep 0: 12 steps > 9
+    assert list(out[1].valid) == [False, True]  # step 1 of episode 2 is not finite (2001)
+    assert st.useful_steps == sum(lengths.values())
+    assert st.simulated_steps == 12 * 2  # 3 segments of 4 steps, both slots, while any slot was active
+
+
+def test_a_block_waits_for_its_slowest_episode():
+    segs = _segments([[(0, 9)], [(1, 1), (2, 1), (3, 1)]], k_per_segment=3)
+    st = Stitcher(0, 4, block=2)
+    st.add(segs[0])
+    assert list(st.ready()) == []  # 1, 2, 3 ended; 0 runs on
+    st.add(segs[1])
+    st.add(segs[2])
+    blocks = list(st.ready())
+    assert [(b.first, b.end) for b in blocks] == [(0, 2), (2, 4)] and blocks[0].qpos is None
+
+
+def test_a_resumed_range_and_a_short_last_block():
+    segs = _segments([[(5, 2), (7, 1)], [(6, 3)]], k_per_segment=8)
+    st = Stitcher(5, 8, block=2)
+    st.add(segs[0])
+    assert [(b.first, b.end, list(b.lengths)) for b in st.ready()] == [(5, 7, [2, 3]), (7, 8, [1])]
+
+
+def test_an_episode_ended_twice_is_an_error():
+    segs = _segments([[(0, 2)], [(1, 1)]], k_per_segment=2)
+    st = Stitcher(0, 2, block=2)
+    st.add(segs[0])
+    with pytest.raises(RuntimeError, match="twice"):
+        st.add(segs[0])
