@@ -203,6 +203,8 @@ def test_distributed_arguments_are_checked():
         DistributedConfig(coordinator="localhost:1", num_processes=2, process_id=2)
     with pytest.raises(TypeError, match="distributed must be"):
         GenerationConfig(distributed="yes")
+    with pytest.raises(ValueError, match="flat"):
+        GenerationConfig(layout="flat", distributed=True)
 
 
 _PUSHT_PROCESS = """
