@@ -159,11 +159,14 @@ class ShardStore:
         """Items [0, done) are safely on disk (shards are written in order)."""
         return self.done_from(0)
 
-    def done_from(self, start: int) -> int:
-        """The end of the consecutive shards from item `start`: items [start, end) are on disk (end = start if
-        none). A process of a multi-process run writes its share's shards in order from its share's start."""
+    def done_from(self, start: int, stop: int | None = None) -> int:
+        """The end of the consecutive shards from item `start`, up to `stop`: items [start, end) are on disk (end
+        = start if none). A process of a multi-process run writes its share [start, stop) in order, and the
+        next share's shards may follow it on disk."""
         end = start
         for first, last, _ in sorted(self.shards):
+            if stop is not None and first >= stop:
+                break
             if first == end:
                 end = last
             elif first > end:

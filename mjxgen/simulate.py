@@ -43,7 +43,7 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: rang
     not on disk yet through B slots; hand each finished block of B ids to the writer.
     Per-episode values (policy record, draw, mocap bodies) are recomputed for each block on the device and
     fetched one segment later, so the fetch never waits for the simulation."""
-    first, b = writer.store.done_from(ids.start), slots(cfg)
+    first, b = writer.store.done_from(ids.start, ids.stop), slots(cfg)
     stitcher = Stitcher(first, ids.stop, b, keep_qpos=cfg.camera)
     pending: list[tuple[HostBatch, dict | None]] = []
     per_episode = cfg.camera or cfg.randomization is not None or values.records_anything(env, cfg.policy_type)
@@ -97,7 +97,7 @@ def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, ids: ran
     max_steps steps, for the batches of `ids` (this process's share) not on disk yet. Batch k+1 is dispatched
     before batch k is fetched."""
     per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)[1]
-    first = writer.store.done_from(ids.start)
+    first = writer.store.done_from(ids.start, ids.stop)
     batches = range(first // per_batch, -(-ids.stop // per_batch))  # batches already on disk are skipped
 
     def launch(k: int):

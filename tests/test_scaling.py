@@ -242,3 +242,15 @@ def test_pusht_samples_split_over_two_processes(tmp_path, tmp_path_factory):
             if key not in PUSHT_NOISY:
                 np.testing.assert_array_equal(a[name][0][key], b[name][0][key], err_msg=f"{name}/{key}")
         assert a[name][1] == b[name][1]
+
+
+def test_each_share_resumes_from_its_own_finished_shards(tmp_path):
+    """Process 0's share [0, 24) is done; process 1's [24, 48) has one shard: each resumes at its own end."""
+    on_disk = [(0, 8), (8, 16), (16, 24), (24, 32)]
+    store = shards.ShardStore(tmp_path / "x.h5", tmp_path, {}, [(a, b, tmp_path / shards.shard_name(a, b))
+                                                             for a, b in on_disk])
+    assert store.done_from(0, 24) == 24  # not 32: the next share's shard follows on disk
+    assert store.done_from(24, 48) == 32
+    assert store.done == 32
+    store.shards.pop(1)  # a gap: [8, 16) missing
+    assert store.done_from(0, 24) == 8 and store.done == 8
