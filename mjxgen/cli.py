@@ -87,6 +87,33 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="float64", help="stored float arrays (default float64, seed 000)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_cache_flags(p)
+    add_distributed_args(p)
+
+
+def add_distributed_args(p: argparse.ArgumentParser) -> None:
+    """--distributed, --coordinator, --num-processes, --process-id (read them with distributed_of)."""
+    g = p.add_argument_group("many processes (jax.distributed; README: Scaling out)")
+    g.add_argument("--distributed", action="store_true",
+                   help="one of many processes, as the cluster's environment says (SLURM, ...)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same for every process")
+    g.add_argument("--num-processes", type=positive_int, metavar="N", help="how many processes run")
+    g.add_argument("--process-id", type=non_negative_int, metavar="I", help="this process's index, 0..N-1")
+
+
+def distributed_of(p: argparse.ArgumentParser, a: argparse.Namespace):
+    """--distributed / --coordinator, --num-processes, --process-id as generate_dataset's `distributed` (a
+    parser error, exit 2, for an incomplete or inconsistent set)."""
+    from mjxgen.distributed import DistributedConfig
+
+    explicit = (a.coordinator, a.num_processes, a.process_id)
+    if any(v is not None for v in explicit):
+        try:
+            return DistributedConfig(coordinator=a.coordinator, num_processes=a.num_processes,
+                                     process_id=a.process_id)
+        except ValueError as e:
+            p.error(str(e).replace("coordinator, num_processes and process_id", "--coordinator, --num-processes "
+                                   "and --process-id"))
+    return True if a.distributed else None
 
 
 def _add_cache_flags(p: argparse.ArgumentParser) -> None:
@@ -132,7 +159,7 @@ def _common(a: argparse.Namespace) -> dict:
     return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
             "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress,
             "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size),
-            "layout": a.layout, "dtype": a.dtype}
+            "layout": a.layout, "dtype": a.dtype, "distributed": a.distributed}
 
 
 def task_main(env_name: str, argv: list[str] | None = None) -> int:
@@ -146,6 +173,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
     p.add_argument("--policy", choices=ENVS[env_name].policy_names, default="scripted")
     _add_common(p)
     a = p.parse_args(argv)
+    a.distributed = distributed_of(p, a)
     return _run(
         ["python", "-m", f"mjxgen.{env_name}", *argv],
         env_name=env_name,
@@ -182,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return train(a)
     if a.command == "eval":
         return evaluate(a)
+    a.distributed = distributed_of(d, a)
     return _run(
         ["mjxgen", *argv],
         env_name=a.env_name,

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from kernels.randomize import RandomizationConfig
+from mjxgen.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
 from mjxgen.layout import ARM_LAYOUTS, DTYPES
 from mjxgen.writer import COMPRESSIONS, ON_INVALID
 
 # Settings that don't change the data: they may differ between a run and its resumption.
-_RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "rollout")
+_RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "rollout", "distributed")
 # How the generator simulates: "stream" (auto-reset slots, no padding) or "fixed" (rollout_batch's horizon).
 ROLLOUTS = ("stream", "fixed")
 
@@ -71,6 +72,8 @@ class GenerationConfig:
     layout: str = "episodes"  # "episodes": seed 000's group per episode; "flat": arrays of all steps + episode_ends
     dtype: str = "float64"  # the stored float arrays: "float64" (seed 000) or "float32"
     rollout: str = "stream"  # "stream" or "fixed": the same data, fewer simulated steps with "stream"
+    # None: one process; True or a mjxgen.distributed.DistributedConfig: one of many (normalized to the config)
+    distributed: Any = None
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -113,6 +116,10 @@ class GenerationConfig:
             raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {tuple(size)!r}")
         set_("image_size", (int(size[0]), int(size[1])))
         env_config_type(self.env_name, self.env_config)  # a TypeError for a config of another task
+        set_("distributed", config_of(self.distributed))
+        if self.distributed is not None and self.layout == "flat":  # its shards' rows are aligned run-wide
+            raise ValueError("layout 'flat' cannot be written by several processes yet (distributed); use the "
+                             "'episodes' layout")
 
     @property
     def randomization(self) -> RandomizationConfig | None:

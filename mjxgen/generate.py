@@ -8,12 +8,14 @@ import time
 from typing import Any
 
 from kernels.randomize import RandomizationConfig
-from mjxgen import simulate
+from mjxgen import distributed as dist, shards, simulate
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
+from mjxgen.layout import EPISODES
 from mjxgen.runtime import configure
 from mjxgen.simulate import host_batch, plan_batches  # noqa: F401 (re-exported: bench and tests use them)
 from mjxgen.signals import saving_what_is_done
+from mjxgen.stats import RunStats
 from mjxgen.writer import DatasetWriter
 
 
@@ -33,8 +35,9 @@ class GenerationResult:
     render_s: float = 0.0  # seconds the writer thread spent rendering them
 
 
-def open_writer(cfg: GenerationConfig, env, batch_size: int) -> DatasetWriter:
-    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match)."""
+def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False) -> DatasetWriter:
+    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match); join:
+    another process opened the run (mjxgen.distributed)."""
     return DatasetWriter(
         cfg.output_path,
         env_name=cfg.env_name,
@@ -50,6 +53,7 @@ def open_writer(cfg: GenerationConfig, env, batch_size: int) -> DatasetWriter:
         image_size=cfg.image_size if cfg.camera else None,
         layout=cfg.layout,
         dtype=cfg.dtype,
+        join=join,
     )
 
 
@@ -57,18 +61,41 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run."""
-    configure()
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
+    cfg.distributed, this process runs its share of the blocks (mjxgen.distributed) and process 0 writes the
+    file once every process has written its share."""
+    configure()  # the XLA flags, before anything creates JAX's backend
+    dist.initialize(cfg.distributed)  # before JAX's first computation
     env = make_env(cfg.env_name, cfg.env_config)
     stream = cfg.rollout == "stream"
-    batch_size = simulate.slots(cfg) if stream else simulate.plan_batches(cfg.n_episodes, cfg.batch_size)[1]
-    writer = open_writer(cfg, env, batch_size)
+    batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
+    writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
+    blocks = dist.share(-(-cfg.n_episodes // batch_size))
+    ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
     start = time.perf_counter()
-    with saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
-                             stop=writer.abort):
-        shards_before = len(writer.store.shards)
-        simulated, useful = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer)
-        writer.close()
+    shards_before = len(writer.store.shards)
+
+    def saving():
+        return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
+                                   stop=writer.abort)
+
+    def run() -> tuple[int, int]:
+        with saving():
+            steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
+            writer.flush()
+        return steps
+
+    def merge() -> None:
+        with saving():
+            if dist.is_main():  # the others' shards are on disk too: write the file
+                writer.finalize()
+
+    simulated, useful = dist.together(run, "simulating")
+    n_blocks = len(writer.store.shards) - shards_before
+    dist.together(merge, "writing the file")
+    if not dist.is_main():  # process 0 counted every process's episodes (one layout: EPISODES; see config)
+        writer.stats = RunStats.of_groups(EPISODES, (g for _, g in shards.iter_groups(writer.path)),
+                                          shards.load_attrs(writer.path).get("dropped_episodes", []))
     return GenerationResult(
         stats=writer.stats.summary(writer.path),
         wall_s=time.perf_counter() - start,
@@ -76,7 +103,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         useful_steps=useful,
         physics_steps=simulated * env.substeps,
         batch_size=batch_size,
-        n_batches=len(writer.store.shards) - shards_before,
+        n_batches=n_blocks,
         rollout=cfg.rollout,
         frames=writer.encoder.frames.frames if writer.encoder.frames else 0,
         render_s=writer.encoder.frames.render_s if writer.encoder.frames else 0.0,
@@ -103,6 +130,7 @@ def generate_dataset(
     env_config: Any = None,
     layout: str = "episodes",
     dtype: str = "float64",
+    distributed: Any = None,
 ) -> dict:
     """Simulate n_episodes, batch_size at a time, and write them to an HDF5 file (seed 000's layout by default).
 
@@ -137,6 +165,11 @@ def generate_dataset(
         per key, with meta/episode_ends; much faster to write). Both are read by TrajectoryDataset.
       dtype: the stored float arrays, "float64" (seed 000) or "float32" (half the size; the simulation is
         float32, so nothing is lost).
+      distributed: None (this process alone); True (one of many processes, as the cluster's environment says:
+        SLURM, ...); or a `mjxgen.distributed.DistributedConfig(coordinator="HOST:PORT", num_processes=N,
+        process_id=I)`. Each process runs its share of the blocks; process 0 writes the file, which equals
+        the file of a one-process run. Every process returns the stats of the whole file. Not with
+        layout="flat" yet.
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
@@ -148,5 +181,6 @@ def generate_dataset(
         domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
         camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
         overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
+        distributed=distributed,
     )
     return run_generation(cfg).stats

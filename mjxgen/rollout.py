@@ -8,6 +8,7 @@ randomness comes from fold_in(key(seed), i) alone, so its data do not depend on 
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 from typing import Any, NamedTuple
 
@@ -59,6 +60,7 @@ def rollout_batch(
     policy_params: Any = None,
     randomization: randomize.RandomizationConfig | None = None,
     chunk_size: int | None = None,
+    devices: Any = None,
 ) -> Rollout:
     """Roll out a batch of episodes in one jitted call.
 
@@ -80,9 +82,15 @@ def rollout_batch(
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
         identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger
         batches deadlock (see mjxgen.xla_config).
+      devices: the devices to share the episodes among (default: every local device). Each runs the same
+        one-device program on its contiguous share, concurrently; B is padded to a multiple of their number
+        and cut. The data are identical to a one-device run, bit for bit (a shard_map or NamedSharding
+        program is partitioned by XLA, and pick_place's contact steps then differ in the last bit). Each
+        device compiles the program once, in parallel threads.
 
     Returns:
-      A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device.
+      A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device(s): sharded
+      along the episode axis over several devices.
     """
     runtime.configure()  # the XLA flags, if nothing has set them yet (idempotent)
     if isinstance(env, str):
@@ -95,31 +103,64 @@ def rollout_batch(
     ids = np.asarray(episode_ids)
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
         raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device")
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
     run = functools.partial(_fixed_horizon, env, policy, seed=int(seed), max_steps=int(max_steps),
                             randomization=randomization, params=policy_params)
-    if chunk_size is None or ids.size <= chunk_size:
-        return run(ids)
-    # Device-sized chunks of one compiled shape, dispatched asynchronously and joined on the device. A
-    # chunk is the same program as a batch of that size, so the data are identical to an unchunked run.
-    n_chunks = -(-ids.size // chunk_size)
-    padded = np.concatenate([ids, np.repeat(ids[-1:], n_chunks * chunk_size - ids.size)]).astype(np.int32)
-    parts = [run(c) for c in padded.reshape(n_chunks, chunk_size)]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[: ids.size], *parts)
+    # Each device gets a contiguous share, run as chunks of one compiled shape (dispatched asynchronously and
+    # joined on the device). A chunk is the same program as a batch of that size, so the data equal a
+    # one-device, unchunked run.
+    n_dev = len(devices)
+    share = -(-ids.size // n_dev)
+    size = share if chunk_size is None else min(share, chunk_size)
+    n_chunks = -(-share // size)
+    padded = np.concatenate([ids, np.repeat(ids[-1:], n_dev * n_chunks * size - ids.size)]).astype(np.int32)
+    blocks = padded.reshape(n_dev, n_chunks, size)
+
+    def on_device(device, chunks):
+        parts = [run(c, device=device) for c in chunks]
+        return parts[0] if len(parts) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+    if n_dev == 1:
+        out = on_device(devices[0], blocks[0])
+    else:  # threads: each device's first call compiles, and the compiles run side by side
+        with concurrent.futures.ThreadPoolExecutor(n_dev) as pool:
+            out = _gathered(devices, list(pool.map(on_device, devices, blocks)))
+    return out if padded.size == ids.size else jax.tree.map(lambda x: x[: ids.size], out)
 
 
-def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, randomization, params) -> Rollout:
-    """One batch: ceil(T / K) segments of the streaming program, episodes ending only at the horizon."""
+def _gathered(devices: tuple, per_device: list):
+    """One Rollout whose arrays are sharded over `devices` along the episode axis, from each device's part
+    (no copy: the parts become the shards)."""
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("batch",)),
+                                          jax.sharding.PartitionSpec("batch"))
+
+    def join(*xs):
+        return jax.make_array_from_single_device_arrays((len(xs) * xs[0].shape[0],) + xs[0].shape[1:], sharding,
+                                                        list(xs))
+
+    return jax.tree.map(join, *per_device)
+
+
+def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, randomization, params,
+                   device) -> Rollout:
+    """One batch on one device: ceil(T / K) segments of the streaming program, episodes ending only at the
+    horizon."""
     fn = stream.compiled_segment(env, policy, max_steps, SEGMENT_STEPS)
-    args = (env.mjx_model, jnp.uint32(seed), stream.ranges(randomization), params)
-    st = stream.initial_stream(env, policy, ids, first=0, count=len(ids), end_at_success=False, params=params)
+    put = functools.partial(jax.device_put, device=device)
+    args = (stream.model_on(env, device), put(jnp.uint32(seed)), put(stream.ranges(randomization)), put(params))
+    st = stream.initial_stream(env, policy, ids, first=0, count=len(ids), end_at_success=False, params=params,
+                               device=device)
     segments = []
     for _ in range(-(-max_steps // SEGMENT_STEPS)):
         st, seg = fn(*args, st)
         segments.append(seg)
-    per_episode = values.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params)
-    return _assemble(segments, max_steps, jnp.asarray(ids, jnp.int32), per_episode)
+    per_episode = values.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params,
+                                        device=device)
+    return _assemble(segments, max_steps, put(jnp.asarray(ids, jnp.int32)), per_episode)
 
 
 @functools.partial(jax.jit, static_argnums=1)

@@ -157,12 +157,30 @@ class ShardStore:
     @property
     def done(self) -> int:
         """Items [0, done) are safely on disk (shards are written in order)."""
-        end = 0
-        for first, last, _ in self.shards:
-            if first != end:
+        return self.done_from(0)
+
+    def done_from(self, start: int, stop: int | None = None) -> int:
+        """The end of the consecutive shards from item `start`, up to `stop`: items [start, end) are on disk (end
+        = start if none). A process of a multi-process run writes its share [start, stop) in order, and the
+        next share's shards may follow it on disk."""
+        end = start
+        for first, last, _ in sorted(self.shards):
+            if stop is not None and first >= stop:
                 break
-            end = last
+            if first == end:
+                end = last
+            elif first > end:
+                break
         return end
+
+    def has(self, first: int, end: int) -> bool:
+        """Whether items [first, end) are on disk as one shard (a resumed run skips them)."""
+        return any(a == first and b == end for a, b, _ in self.shards)
+
+    def refresh(self) -> bool:
+        """Re-list the shards on disk (other processes of the run write some); whether the list changed."""
+        before, self.shards = self.shards, list_shards(self.partial)
+        return self.shards != before
 
     def write_shard(self, first: int, end: int, write: Callable[[h5py.File], None]) -> None:
         """Write items [first, end) into a new shard with `write(file)`, and commit it atomically."""

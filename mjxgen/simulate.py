@@ -24,9 +24,10 @@ from mjxgen.stitch import Stitcher
 from mjxgen.writer import DatasetWriter
 
 
-def _bar(cfg: GenerationConfig, writer: DatasetWriter) -> tqdm:
-    return tqdm(total=cfg.n_episodes, initial=min(writer.done, cfg.n_episodes), unit="ep",
-                desc=f"{cfg.env_name}/{cfg.policy_type}", disable=not cfg.progress)
+def _bar(cfg: GenerationConfig, ids: range, first: int) -> tqdm:
+    """A bar of this process's ids (all of them in a one-process run), ids [ids.start, first) already done."""
+    return tqdm(total=len(ids), initial=first - ids.start, unit="ep", desc=f"{cfg.env_name}/{cfg.policy_type}",
+                disable=not cfg.progress)
 
 
 def slots(cfg: GenerationConfig) -> int:
@@ -37,18 +38,19 @@ def slots(cfg: GenerationConfig) -> int:
     return plan_batches(cfg.n_episodes, cfg.batch_size)[1]
 
 
-def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple[int, int]:
-    """Stream ids [writer.done, n_episodes) through B slots; hand each finished block of B ids to the writer.
+def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: range) -> tuple[int, int]:
+    """Stream the ids of `ids` (this process's share, all of [0, n_episodes) in a one-process run) that are
+    not on disk yet through B slots; hand each finished block of B ids to the writer.
     Per-episode values (policy record, draw, mocap bodies) are recomputed for each block on the device and
     fetched one segment later, so the fetch never waits for the simulation."""
-    first, b = writer.done, slots(cfg)
-    stitcher = Stitcher(first, cfg.n_episodes, b, keep_qpos=cfg.camera)
+    first, b = writer.store.done_from(ids.start, ids.stop), slots(cfg)
+    stitcher = Stitcher(first, ids.stop, b, keep_qpos=cfg.camera)
     pending: list[tuple[HostBatch, dict | None]] = []
     per_episode = cfg.camera or cfg.randomization is not None or values.records_anything(env, cfg.policy_type)
-    with _bar(cfg, writer) as bar:
-        segments = stream.run_segments(env, cfg.policy_type, first=first, count=cfg.n_episodes - first, slots=b,
+    with _bar(cfg, ids, first) as bar:
+        segments = stream.run_segments(env, cfg.policy_type, first=first, count=ids.stop - first, slots=b,
                                        seed=cfg.seed, max_steps=cfg.max_steps, steps=SEGMENT_STEPS,
-                                       randomization=cfg.randomization) if first < cfg.n_episodes else ()
+                                       randomization=cfg.randomization) if first < ids.stop else ()
         for seg in segments:
             stitcher.add(seg)
             _hand_over(cfg, writer, pending, bar)
@@ -90,11 +92,13 @@ def plan_batches(n_episodes: int, batch_size: int) -> tuple[int, int]:
     return n_batches, math.ceil(n_episodes / n_batches)
 
 
-def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple[int, int]:
+def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, ids: range) -> tuple[int, int]:
     """The fixed-horizon form: batch k is episode ids [k * per_batch, (k + 1) * per_batch), each run for
-    max_steps steps. Batch k+1 is dispatched before batch k is fetched."""
-    n_batches, per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)
-    batches = range(-(-writer.done // per_batch), n_batches)  # batches already on disk are skipped
+    max_steps steps, for the batches of `ids` (this process's share) not on disk yet. Batch k+1 is dispatched
+    before batch k is fetched."""
+    per_batch = plan_batches(cfg.n_episodes, cfg.batch_size)[1]
+    first = writer.store.done_from(ids.start, ids.stop)
+    batches = range(first // per_batch, -(-ids.stop // per_batch))  # batches already on disk are skipped
 
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
@@ -102,7 +106,7 @@ def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter) -> tuple
                              randomization=cfg.randomization)
 
     useful = 0
-    with _bar(cfg, writer) as bar:
+    with _bar(cfg, ids, first) as bar:
         pending = launch(batches[0]) if batches else None
         for k in batches:
             following = launch(k + 1) if k + 1 < batches.stop else None

@@ -165,10 +165,17 @@ def _slot_shapes(env, policy, slots: int, params_shapes):
     return jax.eval_shape(start_all, jax.ShapeDtypeStruct((slots,), jnp.int32))
 
 
+@functools.cache
+def model_on(env, device):
+    """The env's MJX model on `device` (one copy per device, made once)."""
+    return jax.device_put(env.mjx_model, device)
+
+
 def initial_stream(env, policy, table, *, first: int, count: int, stride: int = 1, end_at_success: bool = True,
-                   params=None) -> Stream:
+                   params=None, device=None) -> Stream:
     """B = len(table) slots, all pending (each starts its first id at the first step), and the id source, on
-    the default device (committed, as the program's own outputs are, so the second call does not recompile)."""
+    `device` (default: this process's first), committed, as the program's own outputs are, so the second call
+    does not recompile."""
     leaves, tree = jax.tree.flatten(params)
     shapes = _slot_shapes(env, policy, len(table), (tree, tuple(jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
                                                                  for x in leaves)) if leaves else None)
@@ -181,7 +188,7 @@ def initial_stream(env, policy, table, *, first: int, count: int, stride: int = 
     sl = jax.tree.map(zeros, shapes)._replace(ended=np.ones(len(table), bool))
     ids = IdSource(table=np.asarray(table, np.int32), first=np.int32(first), stride=np.int32(stride),
                    count=np.int32(count), next=np.int32(0))
-    return jax.device_put(Stream(sl, ids, np.bool_(end_at_success)), jax.devices()[0])
+    return jax.device_put(Stream(sl, ids, np.bool_(end_at_success)), device or jax.local_devices()[0])
 
 
 def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, max_steps: int, steps: int,

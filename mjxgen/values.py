@@ -14,7 +14,7 @@ import numpy as np
 
 from kernels import randomize
 from mjxgen.episode import record, resolve_policy, start_episode
-from mjxgen.stream import ranges
+from mjxgen.stream import model_on, ranges
 
 # Episodes per call of the per-episode values program (one compiled shape for every batch size).
 VALUES_CHUNK = 64
@@ -32,15 +32,17 @@ def _compiled_values(env, policy):
     return jax.jit(run)
 
 
-def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None) -> dict:
+def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None, device=None) -> dict:
     """The per-episode values of episodes ids (E,), as device arrays (dispatched, not awaited): policy_record
-    {field: (E, ...)}, randomization {field: (E, ...)} and mocap_pos (E, nmocap, 3)."""
+    {field: (E, ...)}, randomization {field: (E, ...)} and mocap_pos (E, nmocap, 3), on `device` (default:
+    this process's first)."""
     fn = _compiled_values(env, policy)
-    dr = ranges(randomization)
+    device = device or jax.local_devices()[0]
+    put = functools.partial(jax.device_put, device=device)
+    m, seed, dr, params = model_on(env, device), put(jnp.uint32(seed)), put(ranges(randomization)), put(params)
     n = len(ids)
     padded = np.resize(np.asarray(ids, np.int32), -(-n // VALUES_CHUNK) * VALUES_CHUNK)
-    parts = [fn(env.mjx_model, jnp.uint32(seed), jnp.asarray(c), dr, params)
-             for c in padded.reshape(-1, VALUES_CHUNK)]
+    parts = [fn(m, seed, put(c), dr, params) for c in padded.reshape(-1, VALUES_CHUNK)]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n], *parts)
 
 

@@ -115,11 +115,13 @@ class DatasetWriter:
     def __init__(self, path: str | os.PathLike, *, env_name: str, policy: str, seed: int, config: dict,
                  model_xml: str, obs_keys: tuple[str, ...], compression: str = "gzip", overwrite: bool = False,
                  resume: bool = False, on_invalid: str = "drop", image_size: tuple[int, int] | None = None,
-                 layout: str = "episodes", dtype: str = "float64"):
+                 layout: str = "episodes", dtype: str = "float64", join: bool = False):
         self.layout = ARM_LAYOUTS[layout]
         self.encoder = _encoder(layout, obs_keys=obs_keys, policy=policy, seed=seed, compression=compression,
                                 on_invalid=on_invalid, dtype=dtype,
                                 frames=None if image_size is None else render.BatchFrames(model_xml, *image_size))
+        if join:  # another process (mjxgen.distributed) opened this run, with overwrite/resume as asked
+            overwrite, resume = False, True
         self.path = shards.check_output_path(path, overwrite, resume)
         attrs = {"format": self.layout.format, "format_version": self.layout.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
@@ -148,6 +150,13 @@ class DatasetWriter:
     def close(self) -> None:
         """Flush every queued batch, then merge the shards into the complete output file."""
         self.flush()
+        self.finalize()
+
+    def finalize(self) -> None:
+        """Merge the shards into the complete output file: this writer's, and those other processes wrote into
+        the same run (mjxgen.distributed), recounted."""
+        if self.store.refresh():
+            self.stats = self._recount()
         s = self.stats
         self.store.finalize({"total_episodes": s.episodes, "total_steps": s.steps, "invalid_episodes": s.invalid,
                              "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)})

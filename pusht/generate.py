@@ -22,7 +22,7 @@ SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.shards): a kill loses at
 
 def parse_args(argv=None) -> argparse.Namespace:
     # Imported here, not at the top: spawned workers import this module, and mjxgen loads JAX.
-    from mjxgen.cli import Parser, non_negative_int, positive_int
+    from mjxgen.cli import Parser, add_distributed_args, distributed_of, non_negative_int, positive_int
 
     p = Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
     p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
@@ -36,7 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (and any unfinished run)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in <output-h5>.partial/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    add_distributed_args(p)
+    a = p.parse_args(argv)
+    a.distributed = distributed_of(p, a)
+    return a
 
 
 def _init_worker():
@@ -125,17 +128,20 @@ def generate(
     progress: bool = True,
     shard_size: int = SHARD_SIZE,
     dmp_config=None,
+    distributed=None,
 ) -> dict:
     """Generate the dataset; returns seed 000's stats (as mjxgen's generate_dataset does) and `videos`.
 
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
     and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
     and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
-    kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own."""
+    kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own.
+    `distributed` (None, True or a mjxgen.distributed.DistributedConfig, as in mjxgen's generate_dataset):
+    each process runs a contiguous share of the shards, and process 0 writes the file."""
     import dataclasses
 
     from kernels import dmp
-    from mjxgen import shards
+    from mjxgen import distributed as dist, shards
     from mjxgen.layout import SAMPLES
     from mjxgen.signals import saving_what_is_done
     from mjxgen.stats import RunStats
@@ -143,23 +149,47 @@ def generate(
     from pusht import execute, plan, writer
 
     configure()  # the XLA flags before the planner's first JAX computation
+    dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
     for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
-    out = shards.check_output_path(output_h5, overwrite, resume)
     cfg = dataclasses.replace(dmp_config or dmp.PUSHT_REFERENCE, scale_forcing=bool(scale_forcing))
     config, attrs, n_videos = _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg)
-    store = shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume)
-    done = store.done  # samples [0, done) are on disk already (a resumed run)
-    plans = plan.plan(seed, num_samples, cfg, first=done) if done < num_samples else []
+
+    def open_run(join: bool) -> tuple:
+        out = shards.check_output_path(output_h5, overwrite and not join, resume or join)
+        return out, shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume or join)
+
+    out, store = dist.first_then_others(open_run, "opening the run")
+    # This process's shards, but those on disk already (a resumed run): a suffix of its share.
+    span = lambda k: (k * shard_size, min((k + 1) * shard_size, num_samples))  # noqa: E731
+    mine = dist.share(-(-num_samples // shard_size))
+    todo = [k for k in mine if not store.has(*span(k))]
+    first, end = (span(todo[0])[0], span(todo[-1])[1]) if todo else (0, 0)
+    plans = plan.plan(seed, num_samples, cfg, first=first, end=end) if todo else []
     tasks = [execute.Task(p.index, p.reset_seed, p.actions_pixels(),
                           str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
              for p in plans]
-    with tqdm(total=num_samples, initial=done, desc="trajectories", unit="traj", disable=not progress) as bar, \
-            saving_what_is_done(lambda: store.done, store.partial, num_samples, "samples"):
-        _execute_and_write(store, plans, tasks, workers, shard_size, num_samples, bar, cfg)
-        stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
-        store.finalize({"total_steps": stats.steps})
+    share_total = span(mine[-1])[1] - span(mine[0])[0] if mine else 0
+
+    def saving():
+        return saving_what_is_done(lambda: store.done, store.partial, num_samples, "samples")
+
+    def run() -> None:
+        with tqdm(total=share_total, initial=share_total - (end - first), desc="trajectories", unit="traj",
+                  disable=not progress) as bar, saving():
+            _execute_and_write(store, plans, tasks, workers, shard_size, num_samples, bar, cfg)
+
+    def merge() -> None:
+        with saving():
+            if dist.is_main():
+                store.refresh()  # the other processes' shards too
+                stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
+                store.finalize({"total_steps": stats.steps})
+
+    dist.together(run, "executing")
+    dist.together(merge, "writing the file")
+    stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(out)))
     return stats.summary(out) | {"videos": n_videos}
 
 
@@ -175,7 +205,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     status, stats = report_failures(
         lambda: generate(args.num_samples, args.seed, args.output_h5, args.video_dir, args.video_samples,
-                         args.scale_forcing, args.workers, args.overwrite, args.resume, progress=not args.no_progress),
+                         args.scale_forcing, args.workers, args.overwrite, args.resume, progress=not args.no_progress,
+                         distributed=args.distributed),
         ["python", "-m", "pusht.generate", *argv],
     )
     if status:

@@ -135,14 +135,16 @@ class Plan(NamedTuple):
         return to_pixels(self.waypoints_normalized)
 
 
-def plan(seed: int, num_samples: int, config: dmp.DMPConfig, first: int = 0) -> list[Plan]:
-    """Plans for samples first..num_samples-1 (drawing 0..first-1 too, to reach sample first's draws)."""
+def plan(seed: int, num_samples: int, config: dmp.DMPConfig, first: int = 0, end: int | None = None) -> list[Plan]:
+    """Plans for samples first..end-1 (end: num_samples by default); every sample's parameters are drawn, in
+    order, to reach sample first's draws, as the reference's one generator does."""
+    end = num_samples if end is None else end
     d = draw(seed, num_samples, config)
     length = n_points(config.duration_range[1], config)
     dt = dmp_dt(config)
     out: list[Plan] = []
-    for lo in range(first, num_samples, CHUNK):
-        ids = np.arange(lo, min(lo + CHUNK, num_samples))
+    for lo in range(first, end, CHUNK):
+        ids = np.arange(lo, min(lo + CHUNK, end))
         pad = np.concatenate([ids, np.repeat(ids[-1:], CHUNK - len(ids))])
         start_pixels = np.stack([np.clip(agent_reset_position(s), 0.0, WORKSPACE) for s in d.reset_seed[ids]])
         start_pixels = start_pixels.astype(np.float32)

@@ -8,11 +8,16 @@ import mjxgen
 os.environ["MJXGEN_COMPILE_CACHE"] = "0"
 mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
 
+import os
+from pathlib import Path
+
+import h5py
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from kernels import policies
-from mjxgen import make_env
+from mjxgen import make_env, shards
 from mjxgen.envs.reach import ReachEnv
 from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation
@@ -22,6 +27,39 @@ HORIZON = 120
 BATCH = 32
 # A small reach/scripted shape for runs of many short batches (tests/test_durable.py, camera tests).
 DURABLE_BATCH, DURABLE_HORIZON = 8, 20
+
+
+def subprocess_env(tmp_path_factory) -> dict:
+    """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
+    shares one persistent compilation cache, so only the first one compiles a shape."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)  # this checkout's mjxgen, whatever the script's folder
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    return env
+
+
+def episodes_of(path, allow_incomplete=False) -> dict:
+    """{name: ({dataset path: array}, attributes)} of every episode of a file (or of an unfinished run)."""
+    out = {}
+    for name, g in shards.iter_groups(path if Path(path).is_file() or not allow_incomplete
+                                      else shards.partial_dir(path)):
+        arrays = {}
+        g.visititems(lambda k, v: arrays.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+        out[name] = (arrays, dict(g.attrs))
+    return out
+
+
+def assert_same_episodes(part: dict, ref: dict) -> None:
+    """Every episode of `part` (episodes_of) is in `ref`, with equal arrays and attributes."""
+    for name, (arrays, attrs) in part.items():
+        ref_arrays, ref_attrs = ref[name]
+        assert arrays.keys() == ref_arrays.keys()
+        for k in arrays:
+            np.testing.assert_array_equal(arrays[k], ref_arrays[k], err_msg=f"{name}/{k}")
+        assert attrs == ref_attrs
 
 
 def pytest_addoption(parser):

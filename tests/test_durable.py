@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON, NanReach
+from conftest import DURABLE_BATCH, DURABLE_HORIZON, NanReach, assert_same_episodes, episodes_of, subprocess_env
 from mjxgen import cli, shards
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.envs import ENVS
@@ -34,41 +33,12 @@ def _run(path, **settings):
     return run_generation(GenerationConfig(**(base | settings)))
 
 
-def _cli_env(tmp_path_factory):
-    env = dict(os.environ)
-    # Subprocesses share one persistent compilation cache, so only the first one compiles.
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    return env
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run."""
     path = tmp_path_factory.mktemp("ref") / "ref.h5"
     _run(path)
     return path
-
-
-def _episodes(path, allow_incomplete=False):
-    """{name: {dataset path: array}} of every episode, plus its attributes."""
-    out = {}
-    for name, g in shards.iter_groups(path if Path(path).is_file() or not allow_incomplete
-                                      else shards.partial_dir(path)):
-        arrays = {}
-        g.visititems(lambda k, v: arrays.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        out[name] = (arrays, dict(g.attrs))
-    return out
-
-
-def _assert_same(part, ref):
-    for name, (arrays, attrs) in part.items():
-        ref_arrays, ref_attrs = ref[name]
-        assert arrays.keys() == ref_arrays.keys()
-        for k in arrays:
-            np.testing.assert_array_equal(arrays[k], ref_arrays[k], err_msg=f"{name}/{k}")
-        assert attrs == ref_attrs
 
 
 def _start(tmp_path, env, extra=()):
@@ -96,13 +66,13 @@ def _kill_and_resume(tmp_path, env, reference, sig, at_least, delay):
     time.sleep(delay)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    ref = _episodes(reference)
+    ref = episodes_of(reference)
     if proc.returncode == 0:  # finished before the signal landed: nothing to resume, but it must be whole
-        _assert_same(_episodes(out), ref)
+        assert_same_episodes(episodes_of(out), ref)
         return proc.returncode, err, None
-    part = _episodes(out, allow_incomplete=True)
+    part = episodes_of(out, allow_incomplete=True)
     assert 0 < len(part) < N
-    _assert_same(part, ref)  # the finished episodes are those of the uninterrupted run
+    assert_same_episodes(part, ref)  # the finished episodes are those of the uninterrupted run
     ds = TrajectoryDataset(out, allow_incomplete=True)
     assert not ds.complete and ds.n_episodes == len(part)
     with pytest.raises(DatasetFormatError, match="unfinished run"):
@@ -111,9 +81,9 @@ def _kill_and_resume(tmp_path, env, reference, sig, at_least, delay):
     r = subprocess.run([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out), "--resume"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    resumed = _episodes(out)
+    resumed = episodes_of(out)
     assert resumed.keys() == ref.keys()
-    _assert_same(resumed, ref)
+    assert_same_episodes(resumed, ref)
     with h5py.File(out) as f, h5py.File(reference) as g:
         assert f.attrs["complete"] and f.attrs["total_episodes"] == N and f.attrs["config"] == g.attrs["config"]
     assert not shards.partial_dir(out).exists()
@@ -121,14 +91,14 @@ def _kill_and_resume(tmp_path, env, reference, sig, at_least, delay):
 
 
 def test_sigkill_then_resume_gives_the_reference(tmp_path, tmp_path_factory, reference):
-    rc, _, n_safe = _kill_and_resume(tmp_path, _cli_env(tmp_path_factory), reference, signal.SIGKILL, 3, 0.0)
+    rc, _, n_safe = _kill_and_resume(tmp_path, subprocess_env(tmp_path_factory), reference, signal.SIGKILL, 3, 0.0)
     assert rc == -signal.SIGKILL and n_safe
 
 
 @pytest.mark.slow
 def test_sigkill_five_random_moments(tmp_path, tmp_path_factory, reference):
     rng = random.Random(0)
-    env = _cli_env(tmp_path_factory)
+    env = subprocess_env(tmp_path_factory)
     for i in range(5):
         d = tmp_path / str(i)
         d.mkdir()
@@ -139,7 +109,7 @@ def test_sigkill_five_random_moments(tmp_path, tmp_path_factory, reference):
 
 
 def test_sigint_exits_130_with_a_resume_hint(tmp_path, tmp_path_factory, reference):
-    rc, err, n_safe = _kill_and_resume(tmp_path, _cli_env(tmp_path_factory), reference, signal.SIGINT, 2, 0.0)
+    rc, err, n_safe = _kill_and_resume(tmp_path, subprocess_env(tmp_path_factory), reference, signal.SIGINT, 2, 0.0)
     assert rc == 130, err
     # (stderr also carries JAX's notes about the shared compilation cache)
     assert "Traceback" not in err
@@ -189,12 +159,12 @@ def test_full_disk_gives_one_line_and_intact_shards(tmp_path, monkeypatch, capsy
     assert err.startswith("error: ") and "No space left on device" in err and err.endswith("--resume")
     assert "episodes 0 to 15 are safe" in err
     assert not out.exists()
-    part = _episodes(out, allow_incomplete=True)
+    part = episodes_of(out, allow_incomplete=True)
     assert len(part) == 2 * BATCH
-    _assert_same(part, _episodes(reference))
+    assert_same_episodes(part, episodes_of(reference))
     monkeypatch.setattr(shards.ShardStore, "write_shard", real)
     assert cli.task_main("reach", [*CLI, "--output", str(out), "--resume"]) == 0
-    _assert_same(_episodes(out), _episodes(reference))
+    assert_same_episodes(episodes_of(out), episodes_of(reference))
 
 
 def test_resume_refuses_other_settings(tmp_path, monkeypatch, reference):

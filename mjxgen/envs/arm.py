@@ -96,7 +96,7 @@ class Arm:
         d = mujoco.MjData(self.mj_model)
         mujoco.mj_resetDataKeyframe(self.mj_model, d, self.home_key)
         mujoco.mj_forward(self.mj_model, d)
-        return mjx.put_data(self.mj_model, d)
+        return mjx.put_data(self.mj_model, d, device=jax.local_devices()[0])  # see ArmTask.__init__
 
     def tcp_pos(self, d: mjx.Data) -> jax.Array:
         """End-effector (tool centre point) position (3,)."""
@@ -240,7 +240,9 @@ class ArmTask:
         self.config = config
         self.mj_model, self.xml = load_scene(self.scene)
         self.arm = Arm(self.mj_model, config.arm)
-        self.mjx_model = mjx.put_model(self.mj_model)
+        # On this process's first device: MJX's default is jax.devices()[0], which in a multi-process run
+        # (mjxgen.distributed) belongs to process 0. The same for the data (Arm.home_data).
+        self.mjx_model = mjx.put_model(self.mj_model, device=jax.local_devices()[0])
         self._data0 = self.arm.home_data()
 
     @property
