@@ -62,6 +62,66 @@ def assert_same_episodes(part: dict, ref: dict) -> None:
         assert attrs == ref_attrs
 
 
+# The fields of a PushT sample (seed 003).
+PUSHT_ARRAYS = [
+    "weights", "start_pixels", "start_normalized", "goal_pixels", "goal_normalized", "timestamps",
+    "dmp_waypoints_pixels", "dmp_waypoints_normalized", "dmp_velocity_normalized", "dmp_forcing_normalized",
+    "dmp_canonical_phase_actions", "dmp_canonical_phase_observations",
+    "executed_actions_pixels", "executed_action_timestamps", "observations", "observation_timestamps", "rewards",
+]
+PUSHT_BLOBS = [
+    "reset_info", "env_info", "step_infos", "env_pos_agent", "env_vel_agent", "env_block_pose", "env_goal_pose",
+    "env_n_contacts", "env_is_success", "env_coverage",
+]
+PUSHT_ATTRS = [
+    "seed", "duration", "stiffness", "damping", "executed_steps", "terminated", "truncated", "dmp_dt",
+    "dmp_alpha_s", "dmp_n_basis",
+]
+
+
+# gym-pusht's coverage (shapely/GEOS polygon intersection) is not bit-reproducible: the same state gives
+# values one float64 ulp apart from call to call, even in one process. Coverage, the reward derived from it,
+# and the info blobs that carry it are therefore compared to 1e-12; everything else must be identical.
+PUSHT_NOISY = {"rewards", "step_infos", "env_coverage", "env_info"}
+
+
+def _close(x, y, name):
+    if isinstance(x, dict):
+        assert x.keys() == y.keys(), name
+        for k in x:
+            _close(x[k], y[k], f"{name}.{k}")
+    elif isinstance(x, list):
+        assert len(x) == len(y), name
+        for i, (u, v) in enumerate(zip(x, y)):
+            _close(u, v, f"{name}[{i}]")
+    elif isinstance(x, float):
+        assert x == pytest.approx(y, rel=1e-12, abs=1e-15), name
+    else:
+        assert x == y, name
+
+
+def assert_same_pusht_files(path_a, path_b) -> None:
+    """Two PushT files hold the same samples: every field exact, but the coverage-derived ones (PUSHT_NOISY)."""
+    from pusht import writer
+
+    with h5py.File(path_a) as a, h5py.File(path_b) as b:
+        assert list(a) == list(b)
+        for name in a:
+            for key in PUSHT_ARRAYS:
+                x, y = a[name][key][()], b[name][key][()]
+                if key in PUSHT_NOISY:
+                    np.testing.assert_allclose(x, y, rtol=1e-6, err_msg=f"{name}/{key}")
+                else:
+                    np.testing.assert_array_equal(x, y, err_msg=f"{name}/{key}")
+            for key in PUSHT_BLOBS:
+                if key in PUSHT_NOISY:
+                    _close(writer.read_json(a[name], key), writer.read_json(b[name], key), f"{name}/{key}")
+                else:
+                    assert a[name][key][()] == b[name][key][()], f"{name}/{key}"
+            for key in PUSHT_ATTRS:
+                assert a[name].attrs[key] == b[name].attrs[key]
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
     parser.addoption("--run-gpu", action="store_true", help="also run tests marked gpu (needs a GPU)")

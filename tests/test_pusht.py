@@ -10,27 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import (PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
+                      assert_same_pusht_files)
 from mjxgen.layout import SAMPLES
 from pusht import compat, execute, generate, writer
 
 N = 12
 SEED = 42
-ARRAYS = [
-    "weights", "start_pixels", "start_normalized", "goal_pixels", "goal_normalized", "timestamps",
-    "dmp_waypoints_pixels", "dmp_waypoints_normalized", "dmp_velocity_normalized", "dmp_forcing_normalized",
-    "dmp_canonical_phase_actions", "dmp_canonical_phase_observations",
-    "executed_actions_pixels", "executed_action_timestamps", "observations", "observation_timestamps", "rewards",
-]
-BLOBS = [
-    "reset_info", "env_info", "step_infos", "env_pos_agent", "env_vel_agent", "env_block_pose", "env_goal_pose",
-    "env_n_contacts", "env_is_success", "env_coverage",
-]
-ATTRS = [
-    "seed", "duration", "stiffness", "damping", "executed_steps", "terminated", "truncated", "dmp_dt",
-    "dmp_alpha_s", "dmp_n_basis",
-]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("pusht")
@@ -209,43 +195,8 @@ def test_pushes_happen(files):
     assert contacts > 0 and moved > 0
 
 
-# gym-pusht's coverage (shapely/GEOS polygon intersection) is not bit-reproducible: the same state gives
-# values one float64 ulp apart from call to call, even in one process. Coverage, the reward derived from it,
-# and the info blobs that carry it are therefore compared to 1e-12; everything else must be identical.
-NOISY = {"rewards", "step_infos", "env_coverage", "env_info"}
-
-
-def _close(x, y, name):
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), name
-        for k in x:
-            _close(x[k], y[k], f"{name}.{k}")
-    elif isinstance(x, list):
-        assert len(x) == len(y), name
-        for i, (u, v) in enumerate(zip(x, y)):
-            _close(u, v, f"{name}[{i}]")
-    elif isinstance(x, float):
-        assert x == pytest.approx(y, rel=1e-12, abs=1e-15), name
-    else:
-        assert x == y, name
-
-
 def test_one_worker_equals_many(files):
-    with h5py.File(files[0]) as a, h5py.File(files[1]) as b:
-        for name in a:
-            for key in ARRAYS:
-                x, y = a[name][key][()], b[name][key][()]
-                if key in NOISY:
-                    np.testing.assert_allclose(x, y, rtol=1e-6, err_msg=f"{name}/{key}")
-                else:
-                    np.testing.assert_array_equal(x, y, err_msg=f"{name}/{key}")
-            for key in BLOBS:
-                if key in NOISY:
-                    _close(writer.read_json(a[name], key), writer.read_json(b[name], key), f"{name}/{key}")
-                else:
-                    assert a[name][key][()] == b[name][key][()], f"{name}/{key}"
-            for key in ATTRS:
-                assert a[name].attrs[key] == b[name].attrs[key]
+    assert_same_pusht_files(files[0], files[1])
 
 
 def test_replay_reproduces_observations_and_rewards(files):
