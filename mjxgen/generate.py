@@ -8,14 +8,12 @@ import time
 from typing import Any
 
 from kernels.randomize import RandomizationConfig
-from mjxgen import distributed as dist, shards, simulate
+from mjxgen import distributed as dist, runs, simulate
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
-from mjxgen.layout import EPISODES
 from mjxgen.runtime import configure
 from mjxgen.simulate import host_batch, plan_batches  # noqa: F401 (re-exported: bench and tests use them)
 from mjxgen.signals import saving_what_is_done
-from mjxgen.stats import RunStats
 from mjxgen.writer import DatasetWriter
 
 
@@ -93,9 +91,8 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     simulated, useful = dist.together(run, "simulating")
     n_blocks = len(writer.store.shards) - shards_before
     dist.together(merge, "writing the file")
-    if not dist.is_main():  # process 0 counted every process's episodes (one layout: EPISODES; see config)
-        writer.stats = RunStats.of_groups(EPISODES, (g for _, g in shards.iter_groups(writer.path)),
-                                          shards.load_attrs(writer.path).get("dropped_episodes", []))
+    if not dist.is_main():  # process 0 counted every process's episodes; the others read the file's count
+        writer.stats = runs.describe(writer.path)[3]
     return GenerationResult(
         stats=writer.stats.summary(writer.path),
         wall_s=time.perf_counter() - start,

@@ -141,7 +141,7 @@ def generate(
     import dataclasses
 
     from kernels import dmp
-    from mjxgen import distributed as dist, shards
+    from mjxgen import distributed as dist, runs, shards
     from mjxgen.layout import SAMPLES
     from mjxgen.signals import saving_what_is_done
     from mjxgen.stats import RunStats
@@ -180,16 +180,20 @@ def generate(
                   disable=not progress) as bar, saving():
             _execute_and_write(store, plans, tasks, workers, shard_size, num_samples, bar, cfg)
 
-    def merge() -> None:
+    def merge():
+        """Process 0 writes the file and returns its stats; the others return None."""
         with saving():
             if dist.is_main():
                 store.refresh()  # the other processes' shards too
                 stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
                 store.finalize({"total_steps": stats.steps})
+                return stats
+        return None
 
     dist.together(run, "executing")
-    dist.together(merge, "writing the file")
-    stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(out)))
+    stats = dist.together(merge, "writing the file")
+    if stats is None:  # process 0 counted every process's samples; the others read the file's count
+        stats = runs.describe(out)[3]
     return stats.summary(out) | {"videos": n_videos}
 
 
