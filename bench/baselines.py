@@ -51,7 +51,7 @@ def mujoco_rollout(env, batch: int, max_steps: int) -> dict:
 
 
 def print_tables(r: dict) -> None:
-    """The headline tables of a bench.throughput result."""
+    """The headline tables of a bench.throughput result (parts not measured are left out)."""
     seed, native = r["baseline_seed_style"], r["baseline_mujoco_rollout"]
     print(f"\n{r['env']} / {r['policy']}, T={r['max_steps']}, segments of {r['segment_steps']} steps, device "
           f"{r['device']}, {r['machine']}, {r['cpu_count']} cores")
@@ -59,24 +59,30 @@ def print_tables(r: dict) -> None:
           f"{'phys st/s':>10} {'x seed ep/s':>11} {'x mj.rollout':>12}")
     for row in r["rows"]:
         for form in ("stream", "fixed"):
+            if form not in row:
+                continue
             m = row[form]
             vs_seed = f"{m['episodes_per_s'] / seed['episodes_per_s']:>11.2f}" if seed else f"{'-':>11}"
+            vs_native = f"{m['physics_steps_per_s'] / native['physics_steps_per_s']:>12.2f}" if native else f"{'-':>12}"
             print(f"{form:>7} {row['batch']:>6} {m['compile_s']:>9.1f} {m['episodes_per_s']:>8.1f} "
                   f"{m['useful_env_steps_per_s']:>15,.0f} {m['useful_fraction']:>7.1%} {m['physics_steps_per_s']:>10,.0f} "
-                  f"{vs_seed} {m['physics_steps_per_s'] / native['physics_steps_per_s']:>12.2f}")
-    print("\nend to end (generate_dataset, streaming, compiled), ratio to streaming rollout-only:")
-    for row in r["rows"]:
-        cells = [f"{e['layout']}/{e['codec']} {e['episodes_per_s']:.1f} ep/s ({e['ratio']:.2f})" for e in row["end_to_end"]]
-        print(f"  batch {row['batch']:>5}: " + ", ".join(cells))
+                  f"{vs_seed} {vs_native}")
+    if any(row["end_to_end"] for row in r["rows"]):
+        print("\nend to end (generate_dataset, streaming, compiled), ratio to streaming rollout-only:")
+        for row in r["rows"]:
+            cells = [f"{e['layout']}/{e['codec']} {e['episodes_per_s']:.1f} ep/s ({e['ratio']:.2f})"
+                     for e in row["end_to_end"]]
+            print(f"  batch {row['batch']:>5}: " + ", ".join(cells))
     if seed:
         print(f"\nseed-style single native env, Python loop: {seed['episodes_per_s']:.1f} episodes/s, "
               f"{seed['env_steps_per_s']:,.0f} env steps/s (mean length {seed['mean_length']:.1f})")
-    print(f"mujoco.rollout, B={native['batch']}, {native['threads']} threads, open loop: "
-          f"{native['physics_steps_per_s']:,.0f} physics steps/s")
-    h = r["horizons"]
-    print(f"\nthe same {h['episodes']} episodes, B={h['slots']}: T=150 vs 600 streaming {h['stream_150_s']:.1f} vs "
-          f"{h['stream_600_s']:.1f} s ({h['stream_ratio']:.2f}x); fixed horizon {h['fixed_150_s']:.1f} vs "
-          f"{h['fixed_600_s']:.1f} s ({h['fixed_ratio']:.2f}x)")
-    f = r["time_to_first_batch"]
-    print(f"time to first batch (fresh process, B={f['batch']}): cold cache {f['cold_s']:.1f} s, warm "
-          f"{f['warm_s']:.1f} s ({f['warm_over_cold']:.2f}x)")
+    if native:
+        print(f"mujoco.rollout, B={native['batch']}, {native['threads']} threads, open loop: "
+              f"{native['physics_steps_per_s']:,.0f} physics steps/s")
+    if h := r["horizons"]:
+        print(f"\nthe same {h['episodes']} episodes, B={h['slots']}: T=150 vs 600 streaming {h['stream_150_s']:.1f} vs "
+              f"{h['stream_600_s']:.1f} s ({h['stream_ratio']:.2f}x); fixed horizon {h['fixed_150_s']:.1f} vs "
+              f"{h['fixed_600_s']:.1f} s ({h['fixed_ratio']:.2f}x)")
+    if f := r["time_to_first_batch"]:
+        print(f"time to first batch (fresh process, B={f['batch']}): cold cache {f['cold_s']:.1f} s, warm "
+              f"{f['warm_s']:.1f} s ({f['warm_over_cold']:.2f}x)")

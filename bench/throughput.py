@@ -1,8 +1,10 @@
 """Throughput in the units a dataset is made of (episodes/s, useful env steps/s), with baselines in the same run.
 
-    python -m bench.throughput [--env reach|pick_place] [--batches 256 4096] [--max-steps 200] [--quick]
+    python -m bench.throughput [--env reach|pick_place] [--batches 256 4096] [--max-steps 200]
+                               [--e2e flat:lzf ...] [--skip fixed seed_style native writer horizons startup]
 
-Prints tables and writes JSON to bench/results/<date>-<device>-<env>.json.
+Prints tables and writes JSON to bench/results/<date>-<device>-<env>.json, after every part (a run stopped
+part-way keeps what it measured). On a GPU, `bench/device.sh` runs the sizes the README's GPU table shows.
 
 - streaming (the generator's form): B slots with auto-reset over `--episodes-per-slot` x B episodes, the
   program compiled; rollout-only = the device work and the transfer of every segment to the host.
@@ -43,7 +45,8 @@ from mjxgen.layout import package_versions  # noqa: E402
 from mjxgen.rollout import SEGMENT_STEPS, rollout_batch  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-E2E = (("episodes", "gzip"), ("flat", "gzip"), ("flat", "lzf"))
+E2E = ("episodes:gzip", "flat:gzip", "flat:lzf")
+PARTS = ("fixed", "seed_style", "native", "writer", "horizons", "startup")
 
 
 def _rates(episodes: int, useful: int, simulated: int, seconds: float, substeps: int) -> dict:
@@ -127,37 +130,63 @@ def main() -> None:
     p.add_argument("--episodes-per-slot", type=int, default=4, help="streamed episodes = this x B (default 4)")
     p.add_argument("--baseline-seconds", type=float, default=20.0, help="run time of the seed-style loop")
     p.add_argument("--horizon-episodes", type=int, default=1024, help="episodes of the 150 vs 600 comparison")
+    p.add_argument("--e2e", nargs="*", default=list(E2E), metavar="LAYOUT:CODEC",
+                   help=f"end-to-end runs per batch (default: {' '.join(E2E)}; none: no end-to-end)")
+    p.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts not to measure")
+    p.add_argument("--native-batch", type=int, default=None, help="mujoco.rollout's batch (default: the largest)")
     p.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     a = p.parse_args()
+    e2e = [tuple(spec.split(":")) for spec in a.e2e]
+    if any(len(x) != 2 for x in e2e):
+        p.error(f"--e2e takes LAYOUT:CODEC pairs, got {a.e2e}")
+    wanted = lambda part: part not in a.skip  # noqa: E731
 
     env = make_env(a.env)
     big = max(a.batches)
     rows = []
+    result = {"date": datetime.date.today().isoformat(), "device": device_name(), "env": a.env,
+              "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": package_versions(),
+              "policy": a.policy, "max_steps": a.max_steps, "segment_steps": SEGMENT_STEPS,
+              "episodes_per_slot": a.episodes_per_slot, "rows": rows, "skipped": sorted(a.skip),
+              "baseline_seed_style": None, "baseline_mujoco_rollout": None, "writer": None, "horizons": None,
+              "time_to_first_batch": None}
+    out = a.json or RESULTS / f"{result['date']}-{result['device']}-{a.env}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save = lambda: out.write_text(json.dumps(result, indent=2) + "\n")  # noqa: E731
+
+    if wanted("seed_style") and a.env == "reach":
+        result["baseline_seed_style"] = baselines.seed_style(env, a.max_steps, a.baseline_seconds)
+        save()
+    if wanted("native"):
+        result["baseline_mujoco_rollout"] = baselines.mujoco_rollout(env, a.native_batch or big, a.max_steps)
+        save()
     for b in a.batches:
         n = a.episodes_per_slot * b
         s = measure_stream(env, b, n, a.max_steps, a.policy)
-        row = {"batch": b, "stream": s, "fixed": measure_fixed(env, b, a.max_steps, a.policy)}
-        row["end_to_end"] = [measure_end_to_end(env, b, n, a.max_steps, a.policy, lay, codec) for lay, codec in E2E]
-        for e in row["end_to_end"]:
-            e["ratio"] = e["episodes_per_s"] / s["episodes_per_s"]
+        row = {"batch": b, "stream": s, "end_to_end": []}
         rows.append(row)
-        print(f"batch {b}: done", flush=True)
-    seed_style = baselines.seed_style(env, a.max_steps, a.baseline_seconds) if a.env == "reach" else None
-    native = baselines.mujoco_rollout(env, big, a.max_steps)
-    writes = writer.measure_all(env, writer.real_block(env, big, a.max_steps, a.policy))
-    horizons = measure_horizons(env, min(big, a.horizon_episodes), a.horizon_episodes, a.policy)
-    first_batch = startup.cold_and_warm(256, a.max_steps)
-
-    result = {"date": datetime.date.today().isoformat(), "device": device_name(), "env": a.env,
-              "cpu_count": os.cpu_count(), "machine": platform.machine(), "versions": package_versions(),
-              "policy": a.policy, "max_steps": a.max_steps, "segment_steps": SEGMENT_STEPS, "rows": rows,
-              "baseline_seed_style": seed_style, "baseline_mujoco_rollout": native, "writer": writes,
-              "horizons": horizons, "time_to_first_batch": first_batch}
+        save()
+        print(f"batch {b}: stream {s['episodes_per_s']:.1f} ep/s", flush=True)
+        for lay, codec in e2e:
+            e = measure_end_to_end(env, b, n, a.max_steps, a.policy, lay, codec)
+            row["end_to_end"].append(e | {"ratio": e["episodes_per_s"] / s["episodes_per_s"]})
+            save()
+            print(f"batch {b}: end to end {lay}/{codec} {e['episodes_per_s']:.1f} ep/s", flush=True)
+        if wanted("fixed"):
+            row["fixed"] = measure_fixed(env, b, a.max_steps, a.policy)
+        save()
+    if wanted("writer"):
+        result["writer"] = writer.measure_all(env, writer.real_block(env, big, a.max_steps, a.policy))
+        save()
+    if wanted("horizons"):
+        result["horizons"] = measure_horizons(env, min(big, a.horizon_episodes), a.horizon_episodes, a.policy)
+        save()
+    if wanted("startup"):
+        result["time_to_first_batch"] = startup.cold_and_warm(256, a.max_steps)
+        save()
     baselines.print_tables(result)
-    writer.print_rows(writes)
-    out = a.json or RESULTS / f"{result['date']}-{result['device']}-{a.env}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    if result["writer"]:
+        writer.print_rows(result["writer"])
     print(f"\nwrote {out}")
 
 
