@@ -2,7 +2,10 @@
 # The GPU numbers of the README (issue 16): bench.throughput for reach and pick_place at B = 4096, 16384 and
 # 65536, streaming rollout-only and end to end (flat layout, lzf and gzip), no rendering (MUJOCO_GL=disable: the
 # machine has no libEGL), on a machine whose Python lacks
-# MuJoCo: the wheels of ../shared/gpu-wheels are carried in .whl/ (see that folder's README).
+# MuJoCo: the wheels of ../shared/gpu-wheels are carried in .whl/ (see that folder's README), with isal's for
+# Python 3.12 (mjxgen.flat's deflate), fetched here by
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl isal==1.9.1
 #
 #   bash bench/device.sh OUTDIR        (JSON and logs land in OUTDIR; each env has its own time limit)
 set -u

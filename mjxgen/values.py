@@ -46,9 +46,11 @@ def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=Non
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n], *parts)
 
 
-def records_anything(env, policy, params=None) -> bool:
-    """Whether the policy records anything per episode (traced, never compiled)."""
+@functools.cache
+def records_anything(env, policy) -> bool:
+    """Whether the policy records anything per episode (traced once per env and policy, never compiled: the
+    trace of a reset takes seconds, and every generate_dataset call asks)."""
     policy, _ = resolve_policy(env, policy)
     shapes = jax.eval_shape(lambda: record(policy, start_episode(env, policy, env.mjx_model, jnp.uint32(0), jnp.int32(0),
-                                                                 randomize.OFF.as_arrays(), params).policy_state))
+                                                                 randomize.OFF.as_arrays(), None).policy_state))
     return bool(jax.tree.leaves(shapes))
