@@ -152,3 +152,17 @@ def test_the_segment_program_compiles_once_per_shape(scripted_file):
     from mjxgen.rollout import TRACE_COUNT
 
     assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH, SEGMENT_STEPS)] == 1
+
+
+def test_a_second_run_traces_no_reset(tmp_path, scripted_file, monkeypatch):
+    """generate_dataset asks whether the policy records anything per episode; tracing a reset for that took
+    1.5-3 s in every call (it dominated a GPU run's end to end), so it is answered once per env and policy."""
+    from mjxgen import values
+
+    traced = []
+    real = values.start_episode
+    monkeypatch.setattr(values, "start_episode", lambda *a, **k: traced.append(1) or real(*a, **k))
+    cfg = GenerationConfig(env_name="reach", n_episodes=BATCH, output_path=tmp_path / "again.h5",
+                           policy_type="scripted", max_steps=HORIZON, seed=3, batch_size=BATCH, progress=False)
+    run_generation(cfg)  # the env and policy of scripted_file: answered already
+    assert not traced
