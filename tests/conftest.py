@@ -4,7 +4,8 @@ import os
 
 import mjxgen
 
-# Never the user's compile cache: the suite runs without one (subprocess tests that want one set their own).
+# Never the user's compile cache. mjxgen leaves JAX's cache settings alone with this, and the session's own cache
+# (shared_compile_cache below: one directory for this process and every subprocess) is switched on instead.
 os.environ["MJXGEN_COMPILE_CACHE"] = "0"
 mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
 
@@ -25,17 +26,42 @@ from mjxgen.generate import run_generation
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120
 BATCH = 32
-# A small reach/scripted shape for runs of many short batches (tests/test_durable.py, camera tests).
+# A small reach/scripted shape for runs of many short batches (tests/test_durable.py, camera tests) and for the
+# argument and flag tests (tests/test_api.py, tests/test_cli.py).
 DURABLE_BATCH, DURABLE_HORIZON = 8, 20
+# The shape of seed 000's examples (tests/test_docs.py runs them verbatim): 100 episodes of at most 200 steps (its
+# default horizon), one block. Every reach/random run of the suite uses it, so that policy compiles once.
+SEED_N, SEED_T = 100, 200
+
+
+def session_cache_dir(tmp_path_factory) -> Path:
+    """The session's persistent compilation cache: this process's (shared_compile_cache) and every subprocess's
+    (subprocess_env), so a shape compiled on either side is a cache hit on the other (where JAX's cache key,
+    which covers the XLA flags and the device count, matches). Tests of the cache itself use their own."""
+    return tmp_path_factory.getbasetemp() / "jax-cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_compile_cache(tmp_path_factory):
+    """Switch this process onto the session cache before its first compile (JAX decides once whether to use a
+    cache: the first compile of the process)."""
+    import jax
+    from jax._src import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", str(session_cache_dir(tmp_path_factory)))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    compilation_cache.reset_cache()  # in case something compiled during collection, before the directory was set
+    yield
 
 
 def subprocess_env(tmp_path_factory) -> dict:
     """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
-    shares one persistent compilation cache, so only the first one compiles a shape."""
+    shares one persistent compilation cache with this process, so only the first one compiles a shape."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)  # this checkout's mjxgen, whatever the script's folder
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
+    env["JAX_COMPILATION_CACHE_DIR"] = str(session_cache_dir(tmp_path_factory))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     return env
@@ -164,7 +190,8 @@ def scripted_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def random_file(tmp_path_factory):
-    return _generate(tmp_path_factory, "reach", BATCH, "random", HORIZON, BATCH, seed=7)
+    """100 random reach episodes of 200 steps (seed 000's random example's shape: no compile of its own)."""
+    return _generate(tmp_path_factory, "reach", SEED_N, "random", SEED_T, SEED_N, seed=7)
 
 
 PP_BATCH = 16

@@ -1,8 +1,9 @@
 """generate_dataset and make_env keep their word: every argument reaches the written file, and bad input is
 refused, naming the argument, before anything is simulated or written.
 
-Two compiled shapes serve the whole module: (API_N episodes, API_T steps) for reach/scripted, reach/random and
-a reach config with another success threshold, and the (8, 20) shape of tests/test_durable.py for the camera.
+The module runs on shapes the suite compiles anyway: (API_N episodes, API_T steps) is tests/test_durable.py's
+(8, 20) shape, for reach/scripted (camera included) and a reach config with another success threshold; reach/random
+runs at seed 000's (100, 200) shape, which tests/test_docs.py compiles for seed 000's random-policy examples.
 """
 
 import dataclasses
@@ -12,15 +13,16 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON
+from conftest import DURABLE_BATCH, DURABLE_HORIZON, SEED_N, SEED_T
 from kernels.randomize import RandomizationConfig
 from mjxgen import generate_dataset, make_env, shards
 from mjxgen.pick_place import PickPlaceConfig
 from mjxgen.reach import ReachConfig
 from mjxgen.config import GenerationConfig
 
-# Issue 12's acceptance call: generate_dataset("reach", 24, "short.h5", "scripted", False, 30, 7).
-API_N, API_T, API_SEED = 24, 30, 7
+# Issue 12's acceptance call, generate_dataset("reach", 24, "short.h5", "scripted", False, 30, 7), at the suite's
+# small shape: generate_dataset("reach", 8, "short.h5", "scripted", False, 20, 7).
+API_N, API_T, API_SEED = DURABLE_BATCH, DURABLE_HORIZON, 7
 
 
 def _read(path, key):
@@ -65,7 +67,7 @@ def test_positional_call_follows_seed_000s_order(short):
             assert g.attrs["seed"] == API_SEED
             assert "image" not in g["observations"]  # camera is off (it was camera=7 before the fix)
             assert "randomization" not in g  # domain_randomization=False
-        assert max(f[name].attrs["length"] for name in f) == API_T  # T=30 binds: some episodes run out of time
+        assert max(f[name].attrs["length"] for name in f) == API_T  # T=20 binds: some episodes run out of time
     assert stats["output_path"] == str(path) and path.is_file()  # output_path
 
 
@@ -80,7 +82,7 @@ def test_seed_changes_the_data_and_is_reproducible(short, tmp_path):
 
 
 def test_policy_type_changes_the_actions(short, tmp_path):
-    path, _ = _run(tmp_path, "random.h5", policy_type="random")
+    path, _ = _run(tmp_path, "random.h5", policy_type="random", n_episodes=SEED_N, max_steps=SEED_T)
     scripted, random = _read(short[0], "actions"), _read(path, "actions")
     for a in scripted.values():  # seed 000's P-controller: |action[:3]| = 0.5, gripper 0
         np.testing.assert_allclose(np.linalg.norm(a[:, :3], axis=1), 0.5, atol=1e-5)
@@ -88,14 +90,14 @@ def test_policy_type_changes_the_actions(short, tmp_path):
     r = np.concatenate(list(random.values()))
     assert r.min() >= -1 and r.max() <= 1 and r.std(axis=0).min() > 0.4  # uniform on [-1, 1]^4: std 0.577
     assert h5py.File(path).attrs["policy"] == "random"
-    # A random episode never reaches the target by chance in 30 steps: the horizon sets the length.
-    assert all(len(a) == API_T for a in random.values())
+    # A random episode never reaches the target by chance in 200 steps (here): the horizon sets the length.
+    assert len(random) == SEED_N and all(len(a) == SEED_T for a in random.values())
 
 
 def test_n_episodes_and_batch_size(short, tmp_path):
     path, stats = _run(tmp_path, "two_batches.h5", n_episodes=2 * API_N, batch_size=API_N + 6)
     assert stats["total_episodes"] == 2 * API_N
-    assert _config(path)["batch_size"] == API_N  # 48 episodes at most 30 at once: 24 slots (2 x 24 episodes)
+    assert _config(path)["batch_size"] == API_N  # 16 episodes at most 14 at once: 8 slots (2 x 8 episodes)
     first, two = _read(short[0], "observations/joint_pos"), _read(path, "observations/joint_pos")
     assert sorted(two) == list(range(2 * API_N))
     for i in range(API_N):  # the batching does not change an episode
@@ -125,11 +127,10 @@ def test_domain_randomization_true_and_config(short, tmp_path):
     assert all(not np.allclose(plain[i][:n[i]], dr[i][:n[i]], atol=1e-4) for i in range(API_N))
 
 
-def test_camera_and_image_size(tmp_path):
-    """(The (8, 20) shape of test_durable: few frames to render.)"""
-    common = dict(n_episodes=DURABLE_BATCH, max_steps=DURABLE_HORIZON, batch_size=DURABLE_BATCH)
-    path, _ = _run(tmp_path, "camera.h5", camera=True, image_size=(24, 40), **common)
-    plain, _ = _run(tmp_path, "plain.h5", **common)
+def test_camera_and_image_size(short, tmp_path):
+    """(The module's (8, 20) shape: few frames to render.)"""
+    path, _ = _run(tmp_path, "camera.h5", camera=True, image_size=(24, 40))
+    plain = short[0]
     with h5py.File(path) as f, h5py.File(plain) as g:
         for name in f:
             image = f[name]["observations/image"]
@@ -188,7 +189,7 @@ def test_resume_completes_an_unfinished_run(short, tmp_path, monkeypatch):
         raise OSError("merge failed")
 
     monkeypatch.setattr(shards.ShardStore, "finalize", fail)  # the run stops unfinished
-    with pytest.raises(OSError, match="episodes 0 to 23 are safe"):
+    with pytest.raises(OSError, match=f"episodes 0 to {API_N - 1} are safe"):
         _run(tmp_path)
     monkeypatch.undo()
     with pytest.raises(FileExistsError, match="resume"):

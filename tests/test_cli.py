@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import DURABLE_BATCH as N, DURABLE_HORIZON as T, SEED_N, SEED_T
 from mjxgen import cli
 
 
@@ -81,8 +82,9 @@ def test_reach_module_runs_end_to_end(tmp_path):
 
 
 # Every flag of both arm CLIs (`mjxgen datagen` and `python -m mjxgen.<task>`), each checked in the file it writes.
-# They run in-process on the compiled shapes of tests/test_api.py (24 episodes x 30 steps), of
-# tests/test_durable.py (8 x 20: camera, NaN env) and of conftest's pick_place fixture (16 x 200).
+# They run in-process on shapes the suite compiles anyway: tests/test_durable.py's (N, T) = (8 episodes, 20 steps)
+# (reach/scripted, camera, NaN env), seed 000's (100, 200) for reach/random (tests/test_docs.py) and conftest's
+# pick_place fixture (16 x 200).
 
 
 class _Datagen:
@@ -106,7 +108,7 @@ class _Task:
 CLIS = [pytest.param(_Datagen(), id="datagen"), pytest.param(_Task(), id="task")]
 
 
-def _flags(c, path, env="reach", n=24, batch=24, steps=30, seed=7, policy="scripted", extra=()):
+def _flags(c, path, env="reach", n=N, batch=N, steps=T, seed=7, policy="scripted", extra=()):
     return [c.episodes, str(n), c.batch, str(batch), "--max-steps", str(steps), "--seed", str(seed),
             "--policy", policy, "--output", str(path), "--no-progress", *extra]
 
@@ -124,7 +126,7 @@ def _attrs(path, key):
 
 @pytest.fixture(scope="module", params=CLIS)
 def base(request, tmp_path_factory):
-    """One plain run per CLI: reach, scripted, 24 episodes of at most 30 steps, seed 7, gzip."""
+    """One plain run per CLI: reach, scripted, N = 8 episodes of at most T = 20 steps, seed 7, gzip."""
     c = request.param
     return c, _generate(c, tmp_path_factory.mktemp("cli"), "base.h5")
 
@@ -133,25 +135,25 @@ def test_base_run_follows_every_flag(base):
     _, path = base
     with h5py.File(path) as f:
         config = json.loads(f.attrs["config"])
-        assert len(f.keys()) == 24 and f.attrs["seed"] == 7 and f.attrs["policy"] == "scripted"
+        assert len(f.keys()) == N and f.attrs["seed"] == 7 and f.attrs["policy"] == "scripted"
         assert f.attrs["env_name"] == "reach" and f.attrs["compression"] == "gzip"
-        assert config["max_steps"] == 30 and config["batch_size"] == 24 and config["domain_randomization"] is False
-        assert max(f[n].attrs["length"] for n in f) == 30  # --max-steps binds
+        assert config["max_steps"] == T and config["batch_size"] == N and config["domain_randomization"] is False
+        assert max(f[n].attrs["length"] for n in f) == T  # --max-steps binds
         for n in f:
             assert "image" not in f[n]["observations"] and "randomization" not in f[n]
 
 
 def test_episodes_and_batch_flags(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, n=48, batch=30)
+    path = _generate(c, tmp_path, n=2 * N, batch=N + 6)
     with h5py.File(path) as f:
-        assert len(f.keys()) == 48  # --n-episodes / --episodes
-        assert json.loads(f.attrs["config"])["batch_size"] == 24  # --batch 30: 24 slots (2 x 24 episodes), not 30
+        assert len(f.keys()) == 2 * N  # --n-episodes / --episodes
+        assert json.loads(f.attrs["config"])["batch_size"] == N  # --batch 14: 8 slots (2 x 8 episodes), not 14
 
 
 def test_policy_flag(base, tmp_path):
     c, path = base
-    random = _attrs(_generate(c, tmp_path, policy="random"), "actions")
+    random = _attrs(_generate(c, tmp_path, policy="random", n=SEED_N, batch=SEED_N, steps=SEED_T), "actions")
     scripted = _attrs(path, "actions")
     assert all((a[:, 3] == 0).all() for a in scripted.values())  # the P-controller leaves the gripper at 0
     assert np.concatenate(list(random.values()))[:, 3].std() > 0.4  # uniform on [-1, 1]
@@ -192,7 +194,7 @@ def test_randomize_flag(base, tmp_path):
 
 def test_camera_and_image_size_flags(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, n=8, batch=8, steps=20, extra=["--camera", "--image-size", "24", "40"])
+    path = _generate(c, tmp_path, extra=["--camera", "--image-size", "24", "40"])
     with h5py.File(path) as f:
         for n in f:
             assert f[n]["observations/image"].shape == (f[n].attrs["length"], 24, 40, 3)
@@ -267,4 +269,4 @@ def test_info_allow_incomplete(tmp_path, monkeypatch, capsys):
     assert cli.main(["info", str(path)]) == 2 and "unfinished run" in capsys.readouterr().err
     assert cli.main(["info", str(path), "--allow-incomplete"]) == 0
     out = capsys.readouterr().out
-    assert "NO: an unfinished run" in out and "Episodes             24" in out
+    assert "NO: an unfinished run" in out and f"Episodes             {N}\n" in out

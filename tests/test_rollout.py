@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from mujoco import mjx
 
-from conftest import BATCH, HORIZON
+# The rollout tests run at seed 000's shape (100 episodes, 200 steps), which the README's rollout_batch block compiles
+# too, and at a batch of 5 (odd batches and chunks).
+from conftest import SEED_N as BATCH, SEED_T as HORIZON
 from mjxgen import rollout
 from mjxgen.rollout import rollout_batch
 
@@ -23,51 +25,41 @@ TCP_ATOL = 1e-5  # m
 
 
 @pytest.fixture(scope="module")
-def batch32(reach_env):
+def batch100(reach_env):
     return jax.device_get(rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=3, max_steps=HORIZON))
 
 
-@pytest.fixture(scope="module")
-def batch64(reach_env):
-    return jax.device_get(rollout_batch(reach_env, "scripted", np.arange(2 * BATCH), seed=3, max_steps=HORIZON))
-
-
-def test_shapes(batch32, reach_env):
-    tr = batch32.trajectory
+def test_shapes(batch100, reach_env):
+    tr = batch100.trajectory
     assert tr.actions.shape == (BATCH, HORIZON, 4)
     assert tr.rewards.shape == (BATCH, HORIZON)
     for k, shape in reach_env.obs_shapes.items():
         assert tr.observations[k].shape == (BATCH, HORIZON, *shape), k
         assert tr.observations[k].dtype == np.float32
-    assert batch32.lengths.shape == (BATCH,) and batch32.success.shape == (BATCH,)
+    assert batch100.lengths.shape == (BATCH,) and batch100.success.shape == (BATCH,)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(tr))
 
 
-def test_batch_32_equals_batch_64(batch32, batch64):
-    """Episode i's data depend only on (seed, i), not on the batch it ran in."""
-    for a, b in zip(jax.tree.leaves(batch32), jax.tree.leaves(batch64)):
-        np.testing.assert_array_equal(a, b[:BATCH])
-
-
-def test_an_odd_batch_gives_the_same_episodes(batch32, reach_env):
-    """Episodes 5..9 alone (a batch of 5: other vector/remainder loop splits) equal the same ids in the batch of
-    32. This holds because XLA may not fuse multiply-adds on the CPU (mjxgen.xla_config, the ISA cap); with
-    fusion, the first step already differs by 1 float32 ulp."""
+def test_an_odd_batch_gives_the_same_episodes(batch100, reach_env):
+    """Episode i's data depend only on (seed, i), not on the batch it ran in: episodes 5..9 alone (a batch of 5:
+    other vector/remainder loop splits) equal the same ids in the batch of 100. This holds because XLA may not
+    fuse multiply-adds on the CPU (mjxgen.xla_config, the ISA cap); with fusion, the first step already differs by
+    1 float32 ulp."""
     five = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(5, 10), seed=3, max_steps=HORIZON))
-    for a, b in zip(jax.tree.leaves(five), jax.tree.leaves(batch32)):
+    for a, b in zip(jax.tree.leaves(five), jax.tree.leaves(batch100)):
         np.testing.assert_array_equal(a, b[5:10])
 
 
-def test_chunked_batch_equals_whole_batch(reach_env, batch64):
-    """The jaxlib-0.10 CPU path (device-sized chunks) gives the same data as one batch (64 = 24+24+16 pad)."""
-    chunked = jax.device_get(
-        rollout_batch(reach_env, "scripted", np.arange(2 * BATCH), seed=3, max_steps=HORIZON, chunk_size=24)
-    )
-    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(batch64)):
-        np.testing.assert_array_equal(a, b)
+def test_chunked_batch_equals_whole_batch(reach_env, batch100):
+    """The jaxlib-0.10 CPU path (device-sized chunks) gives the same data as one batch: episodes 0..97 as chunks of
+    5 (98 = 19 x 5 + 3, the last chunk padded; the odd batch's compiled shape) equal those of the batch of 100."""
+    n = BATCH - 2
+    chunked = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(n), seed=3, max_steps=HORIZON, chunk_size=5))
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(batch100)):
+        np.testing.assert_array_equal(a, b[:n])
 
 
-def test_second_call_does_not_recompile(batch32, reach_env):
+def test_second_call_does_not_recompile(batch100, reach_env):
     key = ("reach", "scripted", HORIZON, BATCH, rollout.SEGMENT_STEPS)
     assert rollout.TRACE_COUNT[key] == 1
     out = rollout_batch(reach_env, "scripted", np.arange(100, 100 + BATCH), seed=11, max_steps=HORIZON)
@@ -75,21 +67,21 @@ def test_second_call_does_not_recompile(batch32, reach_env):
     assert rollout.TRACE_COUNT[key] == 1
 
 
-def test_lengths_end_at_first_success(batch32, reach_env):
+def test_lengths_end_at_first_success(batch100, reach_env):
     thr = reach_env.config.success_threshold
     for b in range(BATCH):
-        dist = -batch32.trajectory.rewards[b]
-        n = batch32.lengths[b]
+        dist = -batch100.trajectory.rewards[b]
+        n = batch100.lengths[b]
         assert (dist[: n - 1] >= thr).all()
-        if batch32.success[b]:
+        if batch100.success[b]:
             assert dist[n - 1] < thr
         else:
             assert n == HORIZON
 
 
-def test_different_seeds_differ(batch32, reach_env):
+def test_different_seeds_differ(batch100, reach_env):
     other = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=4, max_steps=HORIZON))
-    assert not np.allclose(other.trajectory.observations["target_pos"], batch32.trajectory.observations["target_pos"])
+    assert not np.allclose(other.trajectory.observations["target_pos"], batch100.trajectory.observations["target_pos"])
 
 
 def test_bad_arguments(reach_env):

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import BATCH, DURABLE_BATCH, DURABLE_HORIZON, HORIZON, PP_BATCH, PP_HORIZON
+from conftest import BATCH, DURABLE_BATCH, DURABLE_HORIZON, HORIZON, PP_BATCH, PP_HORIZON, SEED_N, SEED_T
 from mjxgen import shards, stitch, stream
 from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation
@@ -59,14 +59,14 @@ def _pair(tmp_path, padding=True, **settings):
     return s, f
 
 
-def test_reach_scripted_stream_equals_fixed_horizon(tmp_path, scripted_file):
-    path, result = scripted_file  # the suite's file: streamed, 64 episodes through 32 slots
-    fixed = _run(tmp_path / "fixed.h5", "fixed", n_episodes=64, max_steps=HORIZON, batch_size=BATCH)
-    _assert_same_file(path, tmp_path / "fixed.h5")
+def test_reach_scripted_stream_equals_fixed_horizon(tmp_path):
+    # Seed 000's shape (100 slots, 200 steps: the README's blocks compile both forms), 200 episodes through 100
+    # slots: 2 episodes per slot, the last ones set the end.
+    result, fixed = _pair(tmp_path, n_episodes=2 * SEED_N, max_steps=SEED_T, batch_size=SEED_N)
     assert result.rollout == "stream" and fixed.rollout == "fixed"
     assert result.useful_steps == fixed.useful_steps == result.stats["total_steps"]
-    assert fixed.simulated_steps == 64 * HORIZON
-    assert result.simulated_steps < fixed.simulated_steps  # (2 episodes per slot here: the last ones set the end)
+    assert fixed.simulated_steps == 2 * SEED_N * SEED_T
+    assert result.simulated_steps < fixed.simulated_steps
 
 
 def test_pick_place_scripted_with_randomization(tmp_path):
