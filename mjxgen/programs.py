@@ -1,14 +1,15 @@
-"""Exported programs, kept on disk: a warm process runs the stored segment program without tracing MJX.
+"""Exported programs, kept on disk: a warm process runs the stored programs without tracing MJX.
 
 JAX's persistent compilation cache (mjxgen.compile_cache) skips only the XLA compile: JAX traces and lowers the
 program first, to compute its cache key, and for the segment program that alone takes 10-20 s on a CPU. Here
 the program is exported once (jax.export: StableHLO plus its signature), so a later process deserializes it,
 lowers a call to it (about a second) and loads the compiled program from JAX's cache.
 
-    Exportable(run, traced, key, when)   what stream.compiled_segment returns: called like a jitted function;
-                                         calls for which `when(args)` holds run the exported form of `run`,
-                                         others the traced one (`traced`, today's jit)
-    stored(kind, env, compute, ...)      a small picklable value (the slot shapes) kept beside the programs
+    Exportable(run, traced, key, when)   what stream.compiled_segment and values._compiled_values return,
+                                         called like a jitted function: calls for which `when(args)` holds
+                                         run the exported form of `run`, others `traced` (the plain jit)
+    stored(kind, env, compute, ...)      a small picklable value kept beside the programs (the slot shapes,
+                                         env.obs_shapes, values.records_anything: each a trace of a reset)
 
 The exported program is flat: its arguments and results are the leaves of the pytree-level ones, PRNG keys
 as their raw key data, so nothing but plain arrays is serialized; the pytree structures (PyTreeDefs, pickled)

@@ -1,4 +1,4 @@
-"""Exported programs on disk (mjxgen.programs): a warm process runs the stored segment program without tracing,
+"""Exported programs on disk (mjxgen.programs): a warm process runs the stored programs without tracing,
 and its data equal the traced program's bit for bit; a changed key misses, a damaged entry or an unwritable
 directory warns once and never fails.
 
@@ -22,7 +22,7 @@ import pytest
 
 from conftest import DURABLE_BATCH, DURABLE_HORIZON
 from kernels import randomize
-from mjxgen import compile_cache, make_env, programs, stream
+from mjxgen import compile_cache, make_env, programs, stream, values
 from mjxgen.rollout import SEGMENT_STEPS
 
 B, T, SEED = DURABLE_BATCH, DURABLE_HORIZON, 5
@@ -37,7 +37,7 @@ CHILD = """
     import jax, numpy as np, mjxgen
     mjxgen.configure()
     from kernels import randomize
-    from mjxgen import envs, make_env, stream
+    from mjxgen import envs, make_env, stream, values
     calls = {"reset": 0, "step": 0}
     for cls in envs.ENVS.values():
         for name in calls:
@@ -51,6 +51,11 @@ CHILD = """
         segs = list(stream.run_segments(env, "scripted", first=0, count=2 * %(B)d, slots=%(B)d, seed=%(SEED)d,
                                         max_steps=%(T)d, steps=%(K)d, randomization=randomize.RandomizationConfig()))
         np.savez(f"{out}/{env_name}.npz", *jax.tree.leaves(segs))
+        per_episode = values.episode_values(env, "scripted", np.arange(%(B)d), seed=%(SEED)d,
+                                            randomization=randomize.RandomizationConfig())
+        np.savez(f"{out}/{env_name}-values.npz", *jax.tree.leaves(jax.device_get(per_episode)))
+        # What generate_dataset asks besides the segments: a trace of reset each, unless stored.
+        print("SHAPES", env_name, json.dumps([env.obs_shapes, values.records_anything(env, "scripted")]))
     print("TRACES", json.dumps({"segments": sum(stream.TRACE_COUNT.values()), **calls}))
     """ % dict(B=B, T=T, SEED=SEED, K=SEGMENT_STEPS)
 
@@ -64,7 +69,9 @@ def _child(cache: Path, out: Path) -> dict:
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mjxgen:" not in r.stderr, r.stderr[-3000:]  # no warning of mjxgen's (unwritable, unreadable, ...)
     traces = json.loads(r.stdout.split("TRACES", 1)[1])
-    return {"traces": traces, **{name: _segments(out / f"{name}.npz") for name in ENVS}}
+    shapes = dict(line.split(" ", 2)[1:] for line in r.stdout.splitlines() if line.startswith("SHAPES "))
+    return {"traces": traces, "shapes": shapes, **{name: _segments(out / f"{name}.npz") for name in ENVS},
+            **{f"{name}-values": _segments(out / f"{name}-values.npz") for name in ENVS}}
 
 
 def _segments(path) -> list:
@@ -105,17 +112,26 @@ def traced():
                                         max_steps=T, steps=SEGMENT_STEPS,
                                         randomization=randomize.RandomizationConfig()))
         out[name] = [np.asarray(x) for x in jax.tree.leaves(segs)]
+        per_episode = values.episode_values(env, env.policy("scripted"), np.arange(B), seed=SEED,
+                                            randomization=randomize.RandomizationConfig())
+        out[f"{name}-values"] = [np.asarray(x) for x in jax.tree.leaves(per_episode)]
     return out
 
 
 def test_cold_process_exports_and_stores(cold, cache):
     assert cold["traces"]["segments"] == len(ENVS) and cold["traces"]["reset"] > 0
     names = {p.name for p in (cache / programs.SUBDIR).iterdir()}
-    assert len(names) == 2 * len(ENVS) and all(n.endswith(".pkl") for n in names)  # a program and slot shapes each
+    # Each env: its segment and values programs, slot shapes, obs_shapes and records_anything.
+    assert len(names) == 5 * len(ENVS) and all(n.endswith(".pkl") for n in names)
 
 
-def test_warm_process_does_not_trace(warm):
+def test_warm_process_does_not_trace(warm, cold):
     assert warm["traces"] == {"segments": 0, "reset": 0, "step": 0}
+    assert warm["shapes"] == cold["shapes"]  # obs_shapes (in observe's order) and records_anything, loaded
+    for name in ENVS:
+        obs_shapes, records = json.loads(warm["shapes"][name])
+        assert list(obs_shapes.items()) == [(k, list(v)) for k, v in make_env(name).obs_shapes.items()]
+        assert records is False
 
 
 @pytest.mark.parametrize("name", ENVS)
@@ -123,6 +139,10 @@ def test_warm_equals_cold_and_the_traced_program(name, cold, warm, traced):
     _assert_same(warm[name], cold[name])
     _assert_same(warm[name], traced[name])
     assert any(x.dtype == bool and x.any() for x in warm[name])  # something ended (done, active): not all zeros
+    # The per-episode values (randomization draw, mocap bodies) of the values program, exported the same way.
+    _assert_same(warm[f"{name}-values"], cold[f"{name}-values"])
+    _assert_same(warm[f"{name}-values"], traced[f"{name}-values"])
+    assert len(warm[f"{name}-values"]) > 2
 
 
 @pytest.fixture
