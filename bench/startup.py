@@ -4,7 +4,8 @@
     python -m bench.startup --child --cache DIR --batch B --max-steps T   (one process: used by the parent)
 
 The time runs from the parent's Popen to the child's first segment on the host: interpreter start, imports,
-the env, the compile (or the cache load) and the first K steps of B slots.
+the env, the trace and compile (warm: loading the exported program and the compiled one) and the first K
+steps of B slots.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def cold_and_warm(batch: int, max_steps: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         cold = time_to_first_batch(cache, batch, max_steps)
         warm = time_to_first_batch(cache, batch, max_steps)
-        entries = len(os.listdir(cache))
-        size_mb = sum(os.path.getsize(os.path.join(cache, f)) for f in os.listdir(cache)) / 1e6
+        files = [os.path.join(d, f) for d, _, names in os.walk(cache) for f in names]  # programs/ included
+        entries = len(files)
+        size_mb = sum(os.path.getsize(f) for f in files) / 1e6
     return {"batch": batch, "max_steps": max_steps, "cold_s": cold, "warm_s": warm, "warm_over_cold": warm / cold,
             "cache_entries": entries, "cache_mb": size_mb}
 

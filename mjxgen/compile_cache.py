@@ -6,6 +6,7 @@ MJXGEN_COMPILE_CACHE (a directory, or 0/off/false/no to switch it off), else $XD
 ~/.cache/mjxgen. Off: `--no-compile-cache`, `configure(compile_cache=False)` or MJXGEN_COMPILE_CACHE=0; mjxgen
 then leaves JAX's own settings (JAX_COMPILATION_CACHE_DIR) alone. A directory that can't be created or written
 gives one warning and no cache, never an error. Applied by mjxgen.configure(), before JAX compiles anything.
+The same directory holds mjxgen's exported programs (mjxgen.programs) in `programs/`: on and off with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ OFF = ("0", "off", "false", "no")
 # Programs that compile faster than this are not worth a disk entry (the rollouts take 10-30 s on a CPU; the
 # per-episode values program about 1 s).
 MIN_COMPILE_SECS = 0.5
+# The directory enable() switched on in this process (None: no cache, or enable() not called yet).
+_active: Path | None = None
 
 
 def default_dir() -> Path:
@@ -54,9 +57,15 @@ def _writable(path: Path) -> str | None:
     return None
 
 
+def active() -> Path | None:
+    """The cache directory in use in this process, or None (off, unwritable, or mjxgen.configure() not run)."""
+    return _active
+
+
 def enable(setting: str | os.PathLike | bool | None = None) -> Path | None:
     """Point JAX's persistent compilation cache at the chosen directory; returns it, or None (off, or not
     writable: then one warning)."""
+    global _active
     path = resolve(setting)
     if path is None:
         return None
@@ -70,4 +79,5 @@ def enable(setting: str | os.PathLike | bool | None = None) -> Path | None:
 
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECS)
+    _active = path
     return path

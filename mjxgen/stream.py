@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from kernels import randomize
+from mjxgen import programs
 from mjxgen.episode import Transition, resolve_policy, start_episode, step_episode
 
 # How many times each segment program has been traced, keyed by (env, policy, max_steps, steps, slots).
@@ -141,7 +142,12 @@ def _step(env, policy, m, seed, max_steps, randomization, params, stream: Stream
 @functools.cache
 def compiled_segment(env, policy, max_steps: int, steps: int):
     """The jitted segment program: (m, seed, randomization, params, stream) -> (stream, Segment (K, B, ...)).
-    The stream is donated. rollout_batch and the streaming generator both run it."""
+    The stream is donated. rollout_batch and the streaming generator both run it.
+
+    A built-in policy (a name) without params runs as an exported program (mjxgen.programs), one per batch
+    size, kept in the compile cache's directory: a later process loads it and does not trace. A policy object,
+    or params, run as a plain jit."""
+    name = policy
     policy, label = resolve_policy(env, policy)
 
     def run(m, seed, randomization, params, stream):
@@ -149,12 +155,18 @@ def compiled_segment(env, policy, max_steps: int, steps: int):
         step = functools.partial(_step, env, policy, m, seed, max_steps, randomization, params)
         return lax.scan(lambda st, _: step(st), stream, None, length=steps)
 
-    return jax.jit(run, donate_argnums=(4,))
+    traced = jax.jit(run, donate_argnums=(4,))
+    if not isinstance(name, str):
+        return traced
+    return programs.Exportable(run, traced, donate_argnums=(4,), when=lambda args: args[3] is None,
+                               key=dict(kind="segment", env=env, policy=name, max_steps=max_steps, steps=steps))
 
 
 @functools.cache
 def _slot_shapes(env, policy, slots: int, params_shapes):
-    """The Slots of B slots, as ShapeDtypeStructs (traced once per env, policy, B and params shapes)."""
+    """The Slots of B slots, as ShapeDtypeStructs (traced once per env, policy, B and params shapes; for a
+    policy name without params, kept beside the exported programs, so a later process does not trace)."""
+    name = policy
     policy, _ = resolve_policy(env, policy)
     params = jax.tree.unflatten(params_shapes[0], params_shapes[1]) if params_shapes else None
 
@@ -162,7 +174,12 @@ def _slot_shapes(env, policy, slots: int, params_shapes):
         return jax.vmap(lambda j: _start(env, policy, env.mjx_model, jnp.uint32(0), j, jnp.bool_(False),
                                          randomize.OFF.as_arrays(), params))(i)
 
-    return jax.eval_shape(start_all, jax.ShapeDtypeStruct((slots,), jnp.int32))
+    def shapes():
+        return jax.eval_shape(start_all, jax.ShapeDtypeStruct((slots,), jnp.int32))
+
+    if isinstance(name, str) and params_shapes is None:
+        return programs.stored("slot_shapes", env, shapes, policy=name, slots=slots)
+    return shapes()
 
 
 @functools.cache

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kernels import randomize
+from mjxgen import programs
 from mjxgen.episode import record, resolve_policy, start_episode
 from mjxgen.stream import model_on, ranges
 
@@ -22,6 +23,9 @@ VALUES_CHUNK = 64
 
 @functools.cache
 def _compiled_values(env, policy):
+    """The jitted values program: (m, seed, ids, randomization, params) -> values. For a policy name without
+    params, an exported program kept on disk (mjxgen.programs), as the segment program."""
+    name = policy
     policy, _ = resolve_policy(env, policy)
 
     def run(m, seed, ids, randomization, params):
@@ -29,7 +33,11 @@ def _compiled_values(env, policy):
         return {"policy_record": record(policy, s.policy_state), "randomization": s.draw._asdict(),
                 "mocap_pos": s.state.data.mocap_pos}
 
-    return jax.jit(run)
+    traced = jax.jit(run)
+    if not isinstance(name, str):
+        return traced
+    return programs.Exportable(run, traced, when=lambda args: args[4] is None,
+                               key=dict(kind="values", env=env, policy=name))
 
 
 def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None, device=None) -> dict:
@@ -49,8 +57,15 @@ def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=Non
 @functools.cache
 def records_anything(env, policy) -> bool:
     """Whether the policy records anything per episode (traced once per env and policy, never compiled: the
-    trace of a reset takes seconds, and every generate_dataset call asks)."""
+    trace of a reset takes seconds, and every generate_dataset call asks; for a policy name, kept beside the
+    exported programs, mjxgen.programs, so a later process loads it)."""
+    name = policy
     policy, _ = resolve_policy(env, policy)
-    shapes = jax.eval_shape(lambda: record(policy, start_episode(env, policy, env.mjx_model, jnp.uint32(0), jnp.int32(0),
-                                                                 randomize.OFF.as_arrays(), None).policy_state))
-    return bool(jax.tree.leaves(shapes))
+
+    def compute():
+        shapes = jax.eval_shape(lambda: record(policy, start_episode(env, policy, env.mjx_model, jnp.uint32(0),
+                                                                     jnp.int32(0), randomize.OFF.as_arrays(),
+                                                                     None).policy_state))
+        return bool(jax.tree.leaves(shapes))
+
+    return programs.stored("records_anything", env, compute, policy=name) if isinstance(name, str) else compute()

@@ -24,6 +24,7 @@ from mujoco.mjx._src import forward as mjx_forward  # _advance: not exported by 
 from mujoco.mjx._src import smooth as mjx_smooth  # solve_m: not exported by mjx
 
 from kernels import dmp, ik, policies, randomize
+from mjxgen import programs
 
 N_ARM_JOINTS = 7
 ACTION_DIM = 4
@@ -252,16 +253,21 @@ class ArmTask:
 
     @functools.cached_property
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Observation key -> shape, in observe's order (the stored order), from observe on a reset state."""
-        keys = []
+        """Observation key -> shape, in observe's order (the stored order), from observe on a reset state (a
+        trace of reset: kept beside the exported programs, mjxgen.programs, so a later process loads it)."""
 
-        def shapes(key):
-            obs = self.observe(self.reset(self.mjx_model, key))
-            keys.extend(obs)  # eval_shape returns dicts with sorted keys: keep observe's order apart
-            return tuple(obs.values())
+        def compute():
+            keys = []
 
-        out = jax.eval_shape(shapes, jax.random.key(0))
-        return {k: tuple(s.shape) for k, s in zip(keys, out)}
+            def shapes(key):
+                obs = self.observe(self.reset(self.mjx_model, key))
+                keys.extend(obs)  # eval_shape returns dicts with sorted keys: keep observe's order apart
+                return tuple(obs.values())
+
+            out = jax.eval_shape(shapes, jax.random.key(0))
+            return {k: tuple(s.shape) for k, s in zip(keys, out)}
+
+        return programs.stored("obs_shapes", self, compute)
 
     def policy(self, name: str) -> policies.Policy:
         """The named policy (kernels.policies.Policy); a ValueError names the choices."""
