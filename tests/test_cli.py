@@ -71,7 +71,9 @@ def test_reach_module_runs_end_to_end(tmp_path):
     for label in ("Episodes", "Total steps", "Mean length", "Mean reward", "Success rate", "File size", "Physics steps/s",
                   "Episodes/s", "Useful env steps/s", "Useful fraction"):
         assert label in proc.stdout
-    assert any(p.name.startswith("jit_run") for p in cache.iterdir())  # the segment program, for the next run
+    # For the next run: the compiled segment program (JAX's cache) and the exported one (mjxgen.programs).
+    assert any(p.name.startswith("jit_segment_exported") for p in cache.iterdir())
+    assert any((cache / "programs").glob("*.pkl"))
     with h5py.File(out) as f:
         assert f.attrs["complete"] and len(f.keys()) == 4
     # A second run without --overwrite is refused in one line, with no traceback.
