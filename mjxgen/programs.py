@@ -35,7 +35,6 @@ import json
 import os
 import pickle
 import platform
-import sys
 import tempfile
 import threading
 import warnings
@@ -208,9 +207,9 @@ def _spec(x, impl) -> jax.ShapeDtypeStruct:
 
 
 def signature(args) -> tuple:
-    """(shape, dtype, weak type) of every leaf of args: what an exported program is specialized to."""
-    return tuple((tuple(np.shape(x)), str(x.dtype), bool(getattr(x, "weak_type", False)))
-                 for x in jax.tree.leaves(args))
+    """(shape, dtype, weak type) of every leaf of args: what an exported program is specialized to (every call
+    computes it: 0.3 ms for the segment program's 235 leaves)."""
+    return tuple((x.shape, x.dtype, getattr(x, "weak_type", False)) for x in jax.tree.leaves(args))
 
 
 class FlatProgram:
@@ -303,7 +302,10 @@ class Exportable:
         """The jitted function that runs args: the exported program of their signature, or the traced one."""
         if not self._when(args):
             return self._traced
-        sig = signature(args)
+        try:
+            sig = signature(args)
+        except AttributeError:  # a leaf that is no array (a Python number): the plain jit handles it
+            return self._traced
         fn = self._programs.get(sig)
         if fn is None:
             with self._lock:  # rollout_batch's device threads: one export per signature
@@ -315,7 +317,8 @@ class Exportable:
     def _make(self, args, sig):
         fields = dict(self._key)
         kind, env = fields.pop("kind"), fields.pop("env")
-        name = key(kind, env, signature=sig, **fields)
+        name = key(kind, env, signature=[(list(shape), str(dtype), bool(weak)) for shape, dtype, weak in sig],
+                   **fields)
         program = None
         state = load(name)
         if state is not None:
@@ -337,6 +340,7 @@ class Exportable:
                                              "running it traced, as a jit")
                 return self._traced
             program = self._stored(name, program)
+
         def call(*a):
             return program.call(*a)
 
@@ -350,8 +354,9 @@ class Exportable:
             state = program.to_state()
             copy = FlatProgram.from_state(state)
         except Exception as e:  # noqa: BLE001 (flatbuffers missing, an unserializable tree)
-            _warn_once(f"serialize:{name}", f"mjxgen: can't serialize an exported program ({type(e).__name__}: "
-                                            f"{e}); it will be traced again by the next process")
+            _warn_once("serialize", f"mjxgen: can't serialize an exported program ({type(e).__name__}: {e}); it "
+                                    "will be traced again by the next process"
+                                    + (" (pip install flatbuffers)" if isinstance(e, ImportError) else ""))
             return program
         save(name, state)
         return copy
