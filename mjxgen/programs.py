@@ -5,11 +5,13 @@ program first, to compute its cache key, and for the segment program that alone 
 the program is exported once (jax.export: StableHLO plus its signature), so a later process deserializes it,
 lowers a call to it (about a second) and loads the compiled program from JAX's cache.
 
-    Exportable(run, traced, key, when)   what stream.compiled_segment and values._compiled_values return,
-                                         called like a jitted function: calls for which `when(args)` holds
-                                         run the exported form of `run`, others `traced` (the plain jit)
+    jit(run, kind=, env=, policy=, params_at=, ...)
+                                         what stream.compiled_segment and values._compiled_values return: an
+                                         Exportable for a built-in policy name (calls without params run the
+                                         exported form of `run`), else the plain jit
     stored(kind, env, compute, ...)      a small picklable value kept beside the programs (the slot shapes,
-                                         env.obs_shapes, values.records_anything: each a trace of a reset)
+    stored_for(policy, kind, env, ...)   env.obs_shapes, values.records_anything: each a trace of a reset);
+                                         stored_for: only for a built-in policy name
 
 The exported program is flat: its arguments and results are the leaves of the pytree-level ones, PRNG keys
 as their raw key data, so nothing but plain arrays is serialized; the pytree structures (PyTreeDefs, pickled)
@@ -30,11 +32,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import json
 import os
 import pickle
-import platform
 import tempfile
 import threading
 import warnings
@@ -45,12 +45,11 @@ import jax
 import numpy as np
 
 from mjxgen import compile_cache
+from mjxgen.layout import package_versions
 
 # Bumped when the entry format changes (entries of another format are not found: the format is part of the key).
 FORMAT = 1
 SUBDIR = "programs"
-# Distributions whose versions are part of every key.
-VERSIONED = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "numpy")
 # JAX settings that change what a trace produces (dtypes, the PRNG, the bits it draws, the matmul precision).
 JAX_SETTINGS = ("jax_enable_x64", "jax_default_prng_impl", "jax_threefry_partitionable", "jax_numpy_dtype_promotion",
                 "jax_default_matmul_precision", "jax_export_calling_convention_version")
@@ -92,19 +91,11 @@ def source_hash_of(root: Path) -> str:
     return h.hexdigest()
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def environment() -> dict:
     """What a program depends on besides the code and its arguments: versions, JAX settings, the device."""
     device = jax.local_devices()[0]
     return {
-        "python": platform.python_version(),
-        "versions": {d: _version(d) for d in VERSIONED},
+        "versions": package_versions(),  # Python and the packages a file's `versions` attribute records
         "jax_settings": {name: str(getattr(jax.config, name, None)) for name in JAX_SETTINGS},
         "platform": device.platform,
         "device_kind": device.device_kind,
@@ -275,6 +266,24 @@ def _prepare_runtime() -> None:
     initializes it (milliseconds, nothing compiled)."""
     if jax.default_backend() == "cpu":
         jax.jit(jax.numpy.linalg.cholesky).lower(jax.ShapeDtypeStruct((2, 2), np.float32))
+
+
+def jit(run: Callable, *, kind: str, env, policy, params_at: int, donate_argnums=(), **fields):
+    """jax.jit(run, donate_argnums), run as an exported program (Exportable) when `policy` is a built-in policy
+    name and the call's params (argument `params_at`) are None: a policy object or params can't be named in a
+    key, so those run the plain jit."""
+    traced = jax.jit(run, donate_argnums=donate_argnums)
+    if not isinstance(policy, str):
+        return traced
+    return Exportable(run, traced, donate_argnums=donate_argnums, when=lambda args: args[params_at] is None,
+                      key=dict(kind=kind, env=env, policy=policy, **fields))
+
+
+def stored_for(policy, kind: str, env, compute: Callable[[], Any], **fields) -> Any:
+    """stored(...) for a built-in policy name; compute() for anything else (it can't be named in a key)."""
+    if isinstance(policy, str):
+        return stored(kind, env, compute, policy=policy, **fields)
+    return compute()
 
 
 class Exportable:

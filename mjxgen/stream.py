@@ -155,11 +155,8 @@ def compiled_segment(env, policy, max_steps: int, steps: int):
         step = functools.partial(_step, env, policy, m, seed, max_steps, randomization, params)
         return lax.scan(lambda st, _: step(st), stream, None, length=steps)
 
-    traced = jax.jit(run, donate_argnums=(4,))
-    if not isinstance(name, str):
-        return traced
-    return programs.Exportable(run, traced, donate_argnums=(4,), when=lambda args: args[3] is None,
-                               key=dict(kind="segment", env=env, policy=name, max_steps=max_steps, steps=steps))
+    return programs.jit(run, kind="segment", env=env, policy=name, params_at=3, donate_argnums=(4,),
+                        max_steps=max_steps, steps=steps)
 
 
 @functools.cache
@@ -177,9 +174,9 @@ def _slot_shapes(env, policy, slots: int, params_shapes):
     def shapes():
         return jax.eval_shape(start_all, jax.ShapeDtypeStruct((slots,), jnp.int32))
 
-    if isinstance(name, str) and params_shapes is None:
-        return programs.stored("slot_shapes", env, shapes, policy=name, slots=slots)
-    return shapes()
+    if params_shapes is not None:
+        return shapes()
+    return programs.stored_for(name, "slot_shapes", env, shapes, slots=slots)
 
 
 @functools.cache

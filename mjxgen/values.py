@@ -33,11 +33,7 @@ def _compiled_values(env, policy):
         return {"policy_record": record(policy, s.policy_state), "randomization": s.draw._asdict(),
                 "mocap_pos": s.state.data.mocap_pos}
 
-    traced = jax.jit(run)
-    if not isinstance(name, str):
-        return traced
-    return programs.Exportable(run, traced, when=lambda args: args[4] is None,
-                               key=dict(kind="values", env=env, policy=name))
+    return programs.jit(run, kind="values", env=env, policy=name, params_at=4)
 
 
 def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None, device=None) -> dict:
@@ -68,4 +64,4 @@ def records_anything(env, policy) -> bool:
                                                                      None).policy_state))
         return bool(jax.tree.leaves(shapes))
 
-    return programs.stored("records_anything", env, compute, policy=name) if isinstance(name, str) else compute()
+    return programs.stored_for(name, "records_anything", env, compute)
