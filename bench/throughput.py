@@ -14,7 +14,8 @@ part-way keeps what it measured). On a GPU, `bench/device.sh` runs the sizes the
 - seed-style (reach only): one native MuJoCo env in a Python loop, seed 000's P-controller and IK in NumPy.
 - mujoco.rollout: native multithreaded open-loop rollout of the same model (physics steps/s: the CPU ceiling).
 - end-to-end: generate_dataset (streaming, compiled) of the same episodes, per layout and codec; its ratio to
-  streaming rollout-only.
+  streaming rollout-only. One untimed generate_dataset of one episode per slot comes first at each batch, so
+  the process's one-time work (the values program, the first file) is not in the timed run, as compile is not.
 - writer alone (bench.writer), horizon 150 vs 600 (the same episodes), time to first batch cold vs warm
   (bench.startup).
 """
@@ -167,6 +168,8 @@ def main() -> None:
         rows.append(row)
         save()
         print(f"batch {b}: stream {s['episodes_per_s']:.1f} ep/s", flush=True)
+        if e2e:
+            measure_end_to_end(env, b, b, a.max_steps, a.policy, *e2e[0])  # warm-up, untimed
         for lay, codec in e2e:
             e = measure_end_to_end(env, b, n, a.max_steps, a.policy, lay, codec)
             row["end_to_end"].append(e | {"ratio": e["episodes_per_s"] / s["episodes_per_s"]})
