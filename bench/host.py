@@ -38,9 +38,10 @@ CASES = (("flat", "gzip"), ("flat", "lzf"), ("flat", "none"), ("episodes", "gzip
 
 
 def record(env, slots: int, n: int, max_steps: int, seed: int) -> list:
-    """Every host segment of episodes [0, n) streamed through `slots` slots."""
+    """Every host segment of episodes [0, n) streamed through `slots` slots (without qpos, as generate_dataset
+    fetches them without a camera)."""
     return list(stream.run_segments(env, "scripted", first=0, count=n, slots=slots, seed=seed, max_steps=max_steps,
-                                    steps=SEGMENT_STEPS))
+                                    steps=SEGMENT_STEPS, keep_qpos=False))
 
 
 @contextlib.contextmanager

@@ -57,10 +57,11 @@ def _rates(episodes: int, useful: int, simulated: int, seconds: float, substeps:
 
 
 def run_stream(env, slots: int, n: int, max_steps: int, policy: str, first: int = 0) -> tuple[int, int]:
-    """(useful, simulated) env steps of ids [first, first + n) streamed through `slots` slots."""
+    """(useful, simulated) env steps of ids [first, first + n) streamed through `slots` slots, fetching what
+    generate_dataset fetches without a camera (all but qpos)."""
     useful = simulated = 0
     for seg in stream.run_segments(env, policy, first=first, count=n, slots=slots, seed=0, max_steps=max_steps,
-                                   steps=SEGMENT_STEPS):
+                                   steps=SEGMENT_STEPS, keep_qpos=False):
         useful += int(seg.active.sum())
         simulated += int(seg.active.any(axis=1).sum()) * slots
     return useful, simulated

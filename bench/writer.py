@@ -33,7 +33,7 @@ def real_block(env, n: int, max_steps: int, policy: str = "scripted", slots: int
     b = min(n, slots or n)
     st = Stitcher(0, n, n)
     for seg in stream.run_segments(env, policy, first=0, count=n, slots=b, seed=0, max_steps=max_steps,
-                                   steps=SEGMENT_STEPS):
+                                   steps=SEGMENT_STEPS, keep_qpos=False):
         st.add(seg)
     (batch,) = st.ready()
     return batch._replace(mocap_pos=np.zeros((n, 1, 3), np.float32))

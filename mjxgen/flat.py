@@ -13,25 +13,19 @@ than zlib at level 4 (measured on reach's shuffled float64 rows: 905 vs 85 MB/s 
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import json
-import os
+
 import h5py
 import numpy as np
 from isal import isal_zlib
 
+from mjxgen import workers
 from mjxgen.layout import (ACTIONS, DATA, EPISODE_ENDS, FLAT, FLAT_CHUNK_BYTES, IMAGE, IMAGE_DTYPE, META,
                            OBS_KEYS_ATTR, RANDOMIZATION, REWARDS, HostBatch)
 from mjxgen.stats import RunStats
 
 # ISA-L's deflate levels are 0-3 (HDF5's gzip filter, for the chunks it compresses itself, keeps its level).
 ISAL_LEVEL = 1
-
-
-@functools.cache
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mjxgen-deflate")
 
 
 def chunk_rows(row_shape: tuple[int, ...], dtype) -> int:
@@ -76,7 +70,7 @@ def write_rows(group: h5py.Group, name: str, rows: np.ndarray, first_row: int, f
 
     n_chunks = -(-(pad + n) // c)
     zero = (0,) * (rows.ndim - 1)
-    encoded = _pool().map(lambda j: _encode(chunk(j), filters), range(n_chunks))
+    encoded = workers.pool("deflate").map(lambda j: _encode(chunk(j), filters), range(n_chunks))
     for j, data in enumerate(encoded):
         ds.id.write_direct_chunk((j * c, *zero), data, 0)
 
@@ -121,7 +115,7 @@ class FlatEncoder:
             if not _encodable(self._filters):
                 ds[o[e]:o[e + 1]] = frames
                 continue
-            for t, chunk in enumerate(_pool().map(lambda x: _encode(x[None], self._filters), frames)):
+            for t, chunk in enumerate(workers.pool("deflate").map(lambda x: _encode(x[None], self._filters), frames)):
                 ds.id.write_direct_chunk((int(o[e]) + t, 0, 0, 0), chunk, 0)
 
     def _meta(self, meta: h5py.Group, b: HostBatch) -> list[dict]:

@@ -50,7 +50,8 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: rang
     with _bar(cfg, ids, first) as bar:
         segments = stream.run_segments(env, cfg.policy_type, first=first, count=ids.stop - first, slots=b,
                                        seed=cfg.seed, max_steps=cfg.max_steps, steps=SEGMENT_STEPS,
-                                       randomization=cfg.randomization) if first < ids.stop else ()
+                                       randomization=cfg.randomization,
+                                       keep_qpos=cfg.camera) if first < ids.stop else ()
         for seg in segments:
             stitcher.add(seg)
             _hand_over(cfg, writer, pending, bar)

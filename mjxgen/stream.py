@@ -206,10 +206,11 @@ def initial_stream(env, policy, table, *, first: int, count: int, stride: int = 
 
 
 def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, max_steps: int, steps: int,
-                 randomization=None, params=None, stride: int = 1) -> Iterator[Segment]:
+                 randomization=None, params=None, stride: int = 1, keep_qpos: bool = True) -> Iterator[Segment]:
     """Stream the ids first + stride * k, k < count, through `slots` slots, each episode ending at its first
     success; yield each segment on the host (NumPy) until every episode has ended. Segment k+1 is dispatched
-    before segment k is fetched."""
+    before segment k is fetched. keep_qpos=False: the segments' transition.qpos is None, not fetched (only
+    rendering needs it; on a GPU it is a quarter of reach's transfer)."""
     fn = compiled_segment(env, policy, int(max_steps), int(steps))
     args = (env.mjx_model, jnp.uint32(seed), ranges(randomization), params)
     table = first + stride * np.arange(slots)
@@ -218,7 +219,8 @@ def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, 
     ended = 0
     while ended < count:
         stream, following = fn(*args, stream)
-        host = jax.device_get(pending)
+        host = jax.device_get(pending if keep_qpos else
+                              pending._replace(transition=pending.transition._replace(qpos=None)))
         ended += int((host.done & host.active).sum())
         yield host
         pending = following

@@ -166,3 +166,16 @@ def test_a_second_run_traces_no_reset(tmp_path, scripted_file, monkeypatch):
                            policy_type="scripted", max_steps=HORIZON, seed=3, batch_size=BATCH, progress=False)
     run_generation(cfg)  # the env and policy of scripted_file: answered already
     assert not traced
+
+
+def test_segments_without_qpos_fetch_the_rest_unchanged(scripted_file, reach_env):
+    """keep_qpos=False (generate_dataset without a camera) leaves qpos on the device and fetches every other
+    array as keep_qpos=True does."""
+    run = lambda keep: list(stream.run_segments(reach_env, "scripted", first=0, count=BATCH, slots=BATCH, seed=7,  # noqa: E731
+                                                max_steps=HORIZON, steps=SEGMENT_STEPS, keep_qpos=keep))
+    with_qpos, without = run(True), run(False)
+    assert len(with_qpos) == len(without)
+    for a, b in zip(with_qpos, without):
+        assert a.transition.qpos is not None and b.transition.qpos is None
+        a = a._replace(transition=a.transition._replace(qpos=None))
+        jax.tree.map(np.testing.assert_array_equal, a, b)
