@@ -93,3 +93,12 @@ def test_an_episode_ended_twice_is_an_error():
     st.add(segs[0])
     with pytest.raises(RuntimeError, match="twice"):
         st.add(segs[0])
+
+
+def test_a_row_past_its_episodes_end_is_an_error():
+    # Episode 0 ends at t = 1, but its slot streams a third row (t = 2) with the same id.
+    seg = _segment([[(0, 0, False), (1, 0, True)], [(0, 1, True), None], [(0, 2, False), None]])
+    st = Stitcher(0, 2, block=2)
+    st.add(seg)
+    with pytest.raises(RuntimeError, match="past its episode's end"):
+        list(st.ready())
