@@ -150,8 +150,7 @@ def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, r
     """One batch on one device: ceil(T / K) segments of the streaming program, episodes ending only at the
     horizon."""
     fn = stream.compiled_segment(env, policy, max_steps, SEGMENT_STEPS)
-    put = functools.partial(jax.device_put, device=device)
-    args = (stream.model_on(env, device), put(jnp.uint32(seed)), put(stream.ranges(randomization)), put(params))
+    args = stream.program_args(env, seed, randomization, params, device)
     st = stream.initial_stream(env, policy, ids, first=0, count=len(ids), end_at_success=False, params=params,
                                device=device)
     segments = []
@@ -160,7 +159,7 @@ def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, r
         segments.append(seg)
     per_episode = values.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params,
                                         device=device)
-    return _assemble(segments, max_steps, put(jnp.asarray(ids, jnp.int32)), per_episode)
+    return _assemble(segments, max_steps, jax.device_put(jnp.asarray(ids, jnp.int32), device), per_episode)
 
 
 @functools.partial(jax.jit, static_argnums=1)

@@ -185,6 +185,14 @@ def model_on(env, device):
     return jax.device_put(env.mjx_model, device)
 
 
+def program_args(env, seed: int, randomization, params, device) -> tuple:
+    """The segment program's arguments before the stream, (m, seed, randomization ranges, params), committed to
+    `device`. The generator and rollout_batch place them alike, so they share one compiled program (with
+    uncommitted arguments the generator's call lowered to another module: a second compile of the shape)."""
+    put = functools.partial(jax.device_put, device=device)
+    return model_on(env, device), put(jnp.uint32(seed)), put(ranges(randomization)), put(params)
+
+
 def initial_stream(env, policy, table, *, first: int, count: int, stride: int = 1, end_at_success: bool = True,
                    params=None, device=None) -> Stream:
     """B = len(table) slots, all pending (each starts its first id at the first step), and the id source, on
@@ -212,10 +220,11 @@ def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, 
     before segment k is fetched. keep_qpos=False: the segments' transition.qpos is None, not fetched (only
     rendering needs it; on a GPU it is a quarter of reach's transfer)."""
     fn = compiled_segment(env, policy, int(max_steps), int(steps))
-    args = (env.mjx_model, jnp.uint32(seed), ranges(randomization), params)
+    device = jax.local_devices()[0]
+    args = program_args(env, seed, randomization, params, device)
     table = first + stride * np.arange(slots)
     stream, pending = fn(*args, initial_stream(env, policy, table, first=first, count=count, stride=stride,
-                                               params=params))
+                                               params=params, device=device))
     ended = 0
     while ended < count:
         stream, following = fn(*args, stream)
