@@ -57,10 +57,13 @@ def shared_compile_cache(tmp_path_factory):
 
 def subprocess_env(tmp_path_factory) -> dict:
     """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
-    shares one persistent compilation cache with this process, so only the first one compiles a shape."""
+    shares one persistent compilation cache with this process, so only the first one compiles a shape, and
+    mjxgen's exported programs (mjxgen.programs, in the cache's programs/), so only the first one traces it.
+    This process keeps its own program cache off: its tests count what it traces."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)  # this checkout's mjxgen, whatever the script's folder
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["MJXGEN_COMPILE_CACHE"] = str(session_cache_dir(tmp_path_factory))
     env["JAX_COMPILATION_CACHE_DIR"] = str(session_cache_dir(tmp_path_factory))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
