@@ -179,3 +179,15 @@ def test_segments_without_qpos_fetch_the_rest_unchanged(scripted_file, reach_env
         assert a.transition.qpos is not None and b.transition.qpos is None
         a = a._replace(transition=a.transition._replace(qpos=None))
         jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_the_generator_and_rollout_batch_share_one_compiled_program(scripted_file, reach_env):
+    """The generator (scripted_file) and rollout_batch at one shape run one XLA executable: their arguments are
+    placed alike (stream.program_args). With the generator's arguments left uncommitted, JAX compiled the
+    shape a second time for rollout_batch (jit's cache then holds 2 executables)."""
+    from mjxgen.rollout import rollout_batch
+
+    jax.block_until_ready(rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=7, max_steps=HORIZON))
+    fn = stream.compiled_segment(reach_env, "scripted", HORIZON, SEGMENT_STEPS)
+    (program,) = fn._programs.values()  # the exported program of the one argument signature
+    assert program._cache_size() == 1
