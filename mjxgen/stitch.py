@@ -14,6 +14,7 @@ import numpy as np
 from mjxgen import workers
 from mjxgen.layout import HostBatch
 
+
 class _Chunk:
     """One segment's rows that are still waiting: its arrays flattened to (K * B, ...) (views, not copies) and
     the flat indices of its active rows not handed out yet, with their episode ids and steps."""
