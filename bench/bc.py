@@ -34,7 +34,7 @@ mjxgen.configure()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kernels.randomize import RandomizationConfig  # noqa: E402
+from mjxgen.kernels.randomize import RandomizationConfig  # noqa: E402
 from mjxgen import checkpoint, evaluate  # noqa: E402
 from mjxgen.layout import package_versions  # noqa: E402
 
@@ -44,7 +44,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def run_cli(args: list[str], cwd: Path) -> tuple[float, dict]:
     """Run `mjxgen ARGS` in a new process; (wall seconds, the printed table as {row: value})."""
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "mjxgen.cli", *args], cwd=cwd, env=env, capture_output=True,
                          text=True)

@@ -6,6 +6,9 @@
 # (mjxgen.flat's deflate), fetched here by
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl isal==1.9.1
+# and mjxgen's own wheel (its kernels/ and pusht/ folders install as mjxgen.kernels and mjxgen.pusht, so the
+# checkout itself is not an importable mjxgen), built here by
+#   pip wheel --no-deps -w .whl .
 #
 #   bash bench/device.sh OUTDIR        (JSON and logs land in OUTDIR; each part has its own time limit)
 #

@@ -3,10 +3,10 @@ kernel, in one run.
 
     python -m bench.pusht [--num-samples 400] [--dmp-batch 4096]
 
-- pusht one worker / all cores: `pusht.generate.generate` end to end (planning, gym-pusht execution in
+- pusht one worker / all cores: `mjxgen.pusht.generate.generate` end to end (planning, gym-pusht execution in
   worker processes, HDF5 write, starting the worker processes), no videos, same seed, so the same samples.
   The planner is compiled by a warm-up run first.
-- DMP kernel: the planner's integration (`pusht.plan.integrate_batch`: seed 003's planar DMP, 320 points of
+- DMP kernel: the planner's integration (`mjxgen.pusht.plan.integrate_batch`: seed 003's planar DMP, 320 points of
   12.5 ms = 4 s, the longest duration, with clipping and the step limiter) over --dmp-batch DMPs drawn as the
   reference draws them, second call of the jitted shape; compile time reported separately.
 Writes JSON to bench/results/<date>-<device>-pusht.json.
@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 
 from bench.throughput import RESULTS, device_name
-from kernels import dmp
+from mjxgen.kernels import dmp
 from mjxgen.layout import package_versions
-from pusht import execute, generate, plan
+from mjxgen.pusht import execute, generate, plan
 
 
 def measure_generate(n: int, workers: int) -> dict:

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from bench.throughput import RESULTS, device_name
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer
 from mjxgen.rollout import rollout_batch

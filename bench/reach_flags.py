@@ -39,7 +39,7 @@ import mujoco
 import numpy as np
 
 from bench.throughput import RESULTS, device_name
-from kernels import policies
+from mjxgen.kernels import policies
 from mjxgen import make_env
 from mjxgen.native import NativeReach
 from mjxgen.rollout import rollout_batch

@@ -1,4 +1,4 @@
-"""Plot sampled DMP paths over the PushT workspace, from a file written by `python -m pusht.generate`.
+"""Plot sampled DMP paths over the PushT workspace, from a file written by `python -m mjxgen.pusht`.
 
     python docs/plot_pusht_dmps.py data/random_dmp_dataset.h5 [--samples 8] [--out docs/pusht_dmp_paths.png]
 
@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pusht.execute import make_env  # noqa: E402
+from mjxgen.pusht.execute import make_env  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Pure JAX kernels: small functions of arrays and keys, with no I/O and no MuJoCo.
 
-- `kernels.ik`: damped-least-squares inverse kinematics.
-- `kernels.policies`: the random policy and the scripted P-controller expert.
+- `mjxgen.kernels.ik`: damped-least-squares inverse kinematics.
+- `mjxgen.kernels.policies`: the random policy and the scripted P-controller expert.
 """

@@ -201,7 +201,7 @@ def shape_path(position: jax.Array, params: DMPParams, n_points, config: DMPConf
 def sample_params(key: jax.Array, config: DMPConfig, start: jax.Array, goal: jax.Array) -> DMPParams:
     """The arm's draw, with JAX keys: the goal uniform within +-goal_jitter of `goal` per axis, duration,
     stiffness and weights (D, n_basis) uniform in config's ranges. `start` is where the controlled point is.
-    (Seed 003's PushT draw is NumPy's, in the reference's order: pusht.plan.draw.)"""
+    (Seed 003's PushT draw is NumPy's, in the reference's order: mjxgen.pusht.plan.draw.)"""
     if config.goal_range is not None:
         raise ValueError("sample_params draws goals around a given point; this config has an absolute goal_range")
     k_goal, k_tau, k_stiff, k_w = jax.random.split(key, 4)

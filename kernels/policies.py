@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from kernels import dmp
+from mjxgen.kernels import dmp
 
 def _nothing(state) -> dict:
     return {}
@@ -60,7 +60,7 @@ def dmp_tracker(
     """Track a random Cartesian DMP with a P-controller.
 
     `sample(key, obs)` draws the episode's DMP (start at the end effector). Each control step advances it by
-    control_dt in config.substeps steps of kernels.dmp and commands action[:3] = clip((y - ee_pos) / max_step,
+    control_dt in config.substeps steps of mjxgen.kernels.dmp and commands action[:3] = clip((y - ee_pos) / max_step,
     -1, 1), the step that lands the end effector on the DMP's new position y when it is within reach (the arm
     moves at most max_step per action). The gripper action is constant."""
     dt = control_dt / config.substeps

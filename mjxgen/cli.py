@@ -188,9 +188,15 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`mjxgen datagen --env-name reach --n-episodes N --output PATH --policy scripted [--randomize]`."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pusht"]:  # its own parser, as `python -m mjxgen.pusht`
+        from mjxgen.pusht.generate import main as pusht_main
+
+        return pusht_main(argv[1:], prog="mjxgen pusht")
     configure_from(argv)
     p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("pusht", add_help=False, help="generate a PushT random-DMP dataset (seed 003's flags; "
+                                                 "`mjxgen pusht --help`)")
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
     d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
 from mjxgen.layout import ARM_LAYOUTS, DTYPES

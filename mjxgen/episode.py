@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from kernels import randomize
+from mjxgen.kernels import randomize
 from mjxgen.envs.arm import N_ARM_JOINTS
 
 

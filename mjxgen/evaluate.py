@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import checkpoint as ckpt
 from mjxgen.config import _is_int, _positive_int
 from mjxgen.envs import make_env

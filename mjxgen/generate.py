@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import distributed as dist, runs, simulate
 from mjxgen.config import GenerationConfig
 from mjxgen.envs import make_env
@@ -142,7 +142,7 @@ def generate_dataset(
         unless overwrite=True.
       policy_type: "random" (uniform actions), "scripted" (the task's expert) or "dmp" (a random DMP).
       domain_randomization: False; True for the default ranges (seed 000's light direction and friction,
-        and more: see the README); or a `kernels.randomize.RandomizationConfig` with your ranges. Each
+        and more: see the README); or a `mjxgen.kernels.randomize.RandomizationConfig` with your ranges. Each
         episode's draw is stored under `episode_N/randomization/`.
       max_steps: the horizon T; an episode ends at its first success.
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.

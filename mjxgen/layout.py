@@ -1,6 +1,6 @@
 """What a dataset file holds: every stored array, its dtype and shape, and every attribute, in one place.
 
-The writers (mjxgen.writer, pusht.writer), the reader (mjxgen.dataset) and `mjxgen info` take their names
+The writers (mjxgen.writer, mjxgen.pusht.writer), the reader (mjxgen.dataset) and `mjxgen info` take their names
 from here. Two layouts share the file-level conventions (FILE_ATTRS) and differ in their groups:
 
 The arm tasks (seed 000), EPISODES: one group per episode, each cut to its length L, float64 as seed 000.

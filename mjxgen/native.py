@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from kernels import policies
+from mjxgen.kernels import policies
 from mjxgen.envs.reach import ReachEnv, ReachState
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -53,8 +54,8 @@ SUBDIR = "programs"
 # JAX settings that change what a trace produces (dtypes, the PRNG, the bits it draws, the matmul precision).
 JAX_SETTINGS = ("jax_enable_x64", "jax_default_prng_impl", "jax_threefry_partitionable", "jax_numpy_dtype_promotion",
                 "jax_default_matmul_precision", "jax_export_calling_convention_version")
-# The packages whose source every key covers.
-PACKAGES = ("mjxgen", "kernels")
+# The packages whose source every key covers (mjxgen.kernels is a folder of its own in a source checkout).
+PACKAGES = ("mjxgen", "mjxgen.kernels")
 
 _warned: set = set()
 _warn_lock = threading.Lock()
@@ -76,18 +77,27 @@ def directory() -> Path | None:
 
 @functools.cache
 def source_hash() -> str:
-    """sha256 of every .py file of mjxgen/ and kernels/ (relative path and content), read once per process."""
-    return source_hash_of(Path(__file__).resolve().parent.parent)
+    """sha256 of every .py file of the PACKAGES as imported (installed or not), read once per process."""
+    return source_hash_of(package_dirs())
 
 
-def source_hash_of(root: Path) -> str:
-    """sha256 of the .py files of the PACKAGES under root: each one's path relative to root, then its bytes."""
+def package_dirs() -> dict[str, Path]:
+    """Each of the PACKAGES' folder, as this process imports it."""
+    return {name: Path(importlib.util.find_spec(name).submodule_search_locations[0]) for name in PACKAGES}
+
+
+def source_hash_of(dirs: dict[str, Path]) -> str:
+    """sha256 of the .py files under the folders {package name: folder}: each module's dotted name, then its
+    bytes. A module found under two folders (an installed mjxgen holds mjxgen.kernels) counts once, from the
+    folder of its innermost package."""
+    modules = {}
+    for name, folder in sorted(dirs.items(), key=lambda item: -item[0].count(".")):
+        for path in Path(folder).rglob("*.py"):
+            modules.setdefault(".".join([name, *path.relative_to(folder).with_suffix("").parts]), path)
     h = hashlib.sha256()
-    for package in PACKAGES:
-        for path in sorted((Path(root) / package).rglob("*.py")):
-            rel = path.relative_to(root).as_posix().encode()
-            data = path.read_bytes()
-            h.update(len(rel).to_bytes(8, "little") + rel + len(data).to_bytes(8, "little") + data)
+    for module, path in sorted(modules.items()):
+        data, label = path.read_bytes(), module.encode()
+        h.update(len(label).to_bytes(8, "little") + label + len(data).to_bytes(8, "little") + data)
     return h.hexdigest()
 
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels import randomize
+from mjxgen.kernels import randomize
 from mjxgen import runtime, stream, values, xla_config
 from mjxgen.envs import make_env
 from mjxgen.episode import (INIT_KEY, RANDOMIZE_KEY, EpisodeStart, Transition, episode_key, record,  # noqa: F401
@@ -77,7 +77,7 @@ def rollout_batch(
       max_steps: T, the horizon. Episodes end at their first success; later steps are padding.
       policy_params: a pytree handed to the policy's init and act (a network's weights, gains), an argument
         of the compiled program: new values of the same shapes do not recompile. None for the built-ins.
-      randomization: per-episode domain randomization (kernels.randomize.RandomizationConfig), or None for
+      randomization: per-episode domain randomization (mjxgen.kernels.randomize.RandomizationConfig), or None for
         none. It is an argument of the compiled program: switching it on does not recompile.
       chunk_size: run the batch as chunks of at most this many episodes (one compiled shape, results
         identical to one batch). Default: None, except on the CPU with jaxlib 0.10.x, where larger

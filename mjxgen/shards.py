@@ -11,7 +11,7 @@ the shards' groups in order into `<output>.tmp` (raw chunks are copied, not reco
 `complete = True`, fsyncs and renames it to `<output>`, then removes the partial directory. So `<output>`
 exists only complete, and an unfinished run is a `.partial` directory that `--resume` continues.
 
-Both the arm-task writer (mjxgen.writer) and the PushT writer (pusht.writer) store data through this module.
+Both the arm-task writer (mjxgen.writer) and the PushT writer (mjxgen.pusht.writer) store data through this module.
 """
 
 from __future__ import annotations

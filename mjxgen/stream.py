@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from kernels import randomize
+from mjxgen.kernels import randomize
 from mjxgen import programs
 from mjxgen.episode import Transition, resolve_policy, start_episode, step_episode
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels import randomize
+from mjxgen.kernels import randomize
 from mjxgen import programs
 from mjxgen.episode import record, resolve_policy, start_episode
 from mjxgen.stream import model_on, ranges

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pusht.compat import patch_pymunk
+from mjxgen.pusht.compat import patch_pymunk
 
 ENV_ID = "gym_pusht/PushT-v0"
 ENV_KWARGS = {"obs_type": "state", "render_mode": "rgb_array"}

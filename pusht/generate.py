@@ -1,8 +1,8 @@
-"""`python -m pusht.generate`: seed 003's random-DMP PushT dataset generator.
+"""`python -m mjxgen.pusht`: seed 003's random-DMP PushT dataset generator.
 
 DMP parameters are drawn as nsf_rl's generate_random_dmp_dataset.py draws them (one NumPy generator, in sample
-order) and integrated in batched JAX calls (pusht.plan), then executed in gym-pusht by worker processes
-(pusht.execute), and written in index order by this process (pusht.writer).
+order) and integrated in batched JAX calls (mjxgen.pusht.plan), then executed in gym-pusht by worker processes
+(mjxgen.pusht.execute), and written in index order by this process (mjxgen.pusht.writer).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ MAX_VIDEOS = 10  # seed 003: video capture stops after the first ten samples
 SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.shards): a kill loses at most this many
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None, prog: str = "python -m mjxgen.pusht") -> argparse.Namespace:
     # Imported here, not at the top: spawned workers import this module, and mjxgen loads JAX.
     from mjxgen.cli import Parser, add_distributed_args, distributed_of, non_negative_int, positive_int
 
-    p = Parser(prog="python -m pusht.generate", description=__doc__.splitlines()[0])
+    p = Parser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="numpy.random.default_rng seed of the DMP parameters and reset seeds (the reference's draws)")
@@ -50,7 +50,7 @@ def _init_worker():
     # workers, so they ignore it instead of each printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from pusht.execute import close_env
+    from mjxgen.pusht.execute import close_env
 
     util.Finalize(None, close_env, exitpriority=10)  # runs when the worker exits cleanly
 
@@ -61,7 +61,7 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
     import json
 
     from mjxgen.layout import SAMPLES
-    from pusht import execute, plan
+    from mjxgen.pusht import execute, plan
 
     video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
     n_videos = min(video_limit, num_samples)
@@ -91,7 +91,7 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
 
 def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_samples: int, bar, cfg) -> None:
     """Run the tasks in worker processes and write their samples in index order, one shard per shard_size."""
-    from pusht import execute, plan, writer
+    from mjxgen.pusht import execute, plan, writer
 
     # Always worker processes, even for one: envs then run in the same kind of process (no JAX) whatever the
     # count, and this process stays free to write.
@@ -135,18 +135,18 @@ def generate(
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
     and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
     and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
-    kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own.
+    mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own.
     `distributed` (None, True or a mjxgen.distributed.DistributedConfig, as in mjxgen's generate_dataset):
     each process runs a contiguous share of the shards, and process 0 writes the file."""
     import dataclasses
 
-    from kernels import dmp
+    from mjxgen.kernels import dmp
     from mjxgen import distributed as dist, runs, shards
     from mjxgen.layout import SAMPLES
     from mjxgen.signals import saving_what_is_done
     from mjxgen.stats import RunStats
     from mjxgen.runtime import configure
-    from pusht import execute, plan, writer
+    from mjxgen.pusht import execute, plan, writer
 
     configure()  # the XLA flags before the planner's first JAX computation
     dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
@@ -197,11 +197,12 @@ def generate(
     return stats.summary(out) | {"videos": n_videos}
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m mjxgen.pusht") -> int:
+    """The PushT command: `python -m mjxgen.pusht ...` or `mjxgen pusht ...` (prog: how it was called)."""
     from mjxgen.runtime import configure
 
     configure()
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     if args.video_samples > MAX_VIDEOS:
         print(f"note: --video-samples {args.video_samples} is capped at {MAX_VIDEOS}", file=sys.stderr)
     from mjxgen.cli import report_failures
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
         lambda: generate(args.num_samples, args.seed, args.output_h5, args.video_dir, args.video_samples,
                          args.scale_forcing, args.workers, args.overwrite, args.resume, progress=not args.no_progress,
                          distributed=args.distributed),
-        ["python", "-m", "pusht.generate", *argv],
+        [*prog.split(), *argv],
     )
     if status:
         return status

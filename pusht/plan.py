@@ -3,12 +3,12 @@
 Draws (`draw`): one `numpy.random.default_rng(seed)` for the whole run and, for each sample in order, the
 env's reset seed `integers(0, 1_000_000)`, the goal `uniform(0, 512, 2)` pixels (float32), the duration
 `uniform(1, 4)` s, the stiffness `uniform(5, 35)` and the weights `uniform(-60, 60, (2, 3))` (float32), with
-the ranges of `kernels.dmp.PUSHT_REFERENCE`. So a `--seed` gives the reference's parameters and reset seeds,
+the ranges of `mjxgen.kernels.dmp.PUSHT_REFERENCE`. So a `--seed` gives the reference's parameters and reset seeds,
 whatever the number of workers; a resumed run draws samples 0..done-1 again (cheap) to reach its first one.
 
 The start is where `env.reset(seed)` puts the agent. The DMP runs in normalized coordinates
 n = clip((p - 256) / 256, -1, 1) with T = max(2, ceil(duration / dmp_dt)) points, dmp_dt = 0.1 s / 8
-(`kernels.dmp`, batched JAX calls), clipped to [-1, 1] and step-limited (`kernels.dmp.shape_path`).
+(`mjxgen.kernels.dmp`, batched JAX calls), clipped to [-1, 1] and step-limited (`mjxgen.kernels.dmp.shape_path`).
 
 Waypoints: the points 0, 8, 16, ... (one per 0.1 s control step) plus the last point T - 1 when it is off
 that grid. Every waypoint, in pixels, is an action; the first is the start.
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernels import dmp
-from pusht.execute import CONTROL_DT, WORKSPACE, agent_reset_position
+from mjxgen.kernels import dmp
+from mjxgen.pusht.execute import CONTROL_DT, WORKSPACE, agent_reset_position
 
 RESET_SEED_HIGH = 1_000_000  # reset seeds are integers in [0, 1_000_000)
 CHUNK = 4096  # samples per compiled integration call (one shape, padded)

@@ -35,8 +35,8 @@ import h5py
 import numpy as np
 
 from mjxgen.layout import SAMPLE_ARRAYS, SAMPLE_DTYPE, SAMPLE_JSON, SAMPLES
-from pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
-from pusht.plan import Plan
+from mjxgen.pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
+from mjxgen.pusht.plan import Plan
 
 
 def video_name(index: int) -> str:

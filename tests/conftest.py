@@ -7,38 +7,45 @@ import mjxgen
 # Never the user's compile cache. mjxgen leaves JAX's cache settings alone with this, and the session's own cache
 # (shared_compile_cache below: one directory for this process and every subprocess) is switched on instead.
 os.environ["MJXGEN_COMPILE_CACHE"] = "0"
+# Every subprocess of the suite (`python -c`, `python -m`) imports the installed mjxgen too: Python 3.11's
+# PYTHONSAFEPATH keeps the working directory (the checkout, under CI) off its sys.path.
+os.environ["PYTHONSAFEPATH"] = "1"
 mjxgen.configure()  # first: the XLA flags before any JAX computation, the GL backend
 
-import os
+import importlib.metadata
+import json
 from pathlib import Path
 
-import h5py
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
-from kernels import policies
-from mjxgen import make_env, shards
-from mjxgen.envs.reach import ReachEnv
-from mjxgen.config import GenerationConfig
-from mjxgen.generate import run_generation
+from mjxgen import make_env
+from support import (BATCH, HORIZON, PP_BATCH, PP_HORIZON, SEED_N, SEED_T, generate_file,  # noqa: E402
+                     session_cache_dir)
 
-# One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
-HORIZON = 120
-BATCH = 32
-# A small reach/scripted shape for runs of many short batches (tests/test_durable.py, camera tests) and for the
-# argument and flag tests (tests/test_api.py, tests/test_cli.py).
-DURABLE_BATCH, DURABLE_HORIZON = 8, 20
-# The shape of seed 000's examples (tests/test_docs.py runs them verbatim): 100 episodes of at most 200 steps (its
-# default horizon), one block. Every reach/random run of the suite uses it, so that policy compiles once.
-SEED_N, SEED_T = 100, 200
+def imported_from() -> tuple[Path, bool]:
+    """(the folder mjxgen was imported from, whether its installed distribution is an editable one)."""
+    try:
+        direct = importlib.metadata.distribution("mjxgen").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        direct = None
+    editable = bool(direct) and bool(json.loads(direct).get("dir_info", {}).get("editable"))
+    return Path(mjxgen.__file__).resolve().parent, editable
 
 
-def session_cache_dir(tmp_path_factory) -> Path:
-    """The session's persistent compilation cache: this process's (shared_compile_cache) and every subprocess's
-    (subprocess_env), so a shape compiled on either side is a cache hit on the other (where JAX's cache key,
-    which covers the XLA flags and the device count, matches). Tests of the cache itself use their own."""
-    return tmp_path_factory.getbasetemp() / "jax-cache"
+def pytest_report_header(config):
+    folder, editable = imported_from()
+    return f"mjxgen imported from {folder} ({'an editable install' if editable else 'installed'})"
+
+
+def pytest_sessionstart(session):
+    """The suite tests what users install: an mjxgen imported from inside this checkout is refused, unless it is
+    an editable install (pip install -e), whose files are the checkout's by design."""
+    folder, editable = imported_from()
+    root = Path(session.config.rootpath).resolve()
+    if (folder == root or root in folder.parents) and not editable:
+        raise pytest.UsageError(f"mjxgen was imported from the checkout ({folder}), not from the installed package: "
+                                "run `pip install .` and then `pytest` (not `python -m pytest`, which puts the "
+                                "current directory first on sys.path)")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,102 +60,6 @@ def shared_compile_cache(tmp_path_factory):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     compilation_cache.reset_cache()  # in case something compiled during collection, before the directory was set
     yield
-
-
-def subprocess_env(tmp_path_factory) -> dict:
-    """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
-    shares one persistent compilation cache with this process, so only the first one compiles a shape, and
-    mjxgen's exported programs (mjxgen.programs, in the cache's programs/), so only the first one traces it.
-    This process keeps its own program cache off: its tests count what it traces."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)  # this checkout's mjxgen, whatever the script's folder
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["MJXGEN_COMPILE_CACHE"] = str(session_cache_dir(tmp_path_factory))
-    env["JAX_COMPILATION_CACHE_DIR"] = str(session_cache_dir(tmp_path_factory))
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    return env
-
-
-def episodes_of(path, allow_incomplete=False) -> dict:
-    """{name: ({dataset path: array}, attributes)} of every episode of a file (or of an unfinished run)."""
-    out = {}
-    for name, g in shards.iter_groups(path if Path(path).is_file() or not allow_incomplete
-                                      else shards.partial_dir(path)):
-        arrays = {}
-        g.visititems(lambda k, v: arrays.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-        out[name] = (arrays, dict(g.attrs))
-    return out
-
-
-def assert_same_episodes(part: dict, ref: dict) -> None:
-    """Every episode of `part` (episodes_of) is in `ref`, with equal arrays and attributes."""
-    for name, (arrays, attrs) in part.items():
-        ref_arrays, ref_attrs = ref[name]
-        assert arrays.keys() == ref_arrays.keys()
-        for k in arrays:
-            np.testing.assert_array_equal(arrays[k], ref_arrays[k], err_msg=f"{name}/{k}")
-        assert attrs == ref_attrs
-
-
-# The fields of a PushT sample (seed 003).
-PUSHT_ARRAYS = [
-    "weights", "start_pixels", "start_normalized", "goal_pixels", "goal_normalized", "timestamps",
-    "dmp_waypoints_pixels", "dmp_waypoints_normalized", "dmp_velocity_normalized", "dmp_forcing_normalized",
-    "dmp_canonical_phase_actions", "dmp_canonical_phase_observations",
-    "executed_actions_pixels", "executed_action_timestamps", "observations", "observation_timestamps", "rewards",
-]
-PUSHT_BLOBS = [
-    "reset_info", "env_info", "step_infos", "env_pos_agent", "env_vel_agent", "env_block_pose", "env_goal_pose",
-    "env_n_contacts", "env_is_success", "env_coverage",
-]
-PUSHT_ATTRS = [
-    "seed", "duration", "stiffness", "damping", "executed_steps", "terminated", "truncated", "dmp_dt",
-    "dmp_alpha_s", "dmp_n_basis",
-]
-
-
-# gym-pusht's coverage (shapely/GEOS polygon intersection) is not bit-reproducible: the same state gives
-# values one float64 ulp apart from call to call, even in one process. Coverage, the reward derived from it,
-# and the info blobs that carry it are therefore compared to 1e-12; everything else must be identical.
-PUSHT_NOISY = {"rewards", "step_infos", "env_coverage", "env_info"}
-
-
-def _close(x, y, name):
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), name
-        for k in x:
-            _close(x[k], y[k], f"{name}.{k}")
-    elif isinstance(x, list):
-        assert len(x) == len(y), name
-        for i, (u, v) in enumerate(zip(x, y)):
-            _close(u, v, f"{name}[{i}]")
-    elif isinstance(x, float):
-        assert x == pytest.approx(y, rel=1e-12, abs=1e-15), name
-    else:
-        assert x == y, name
-
-
-def assert_same_pusht_files(path_a, path_b) -> None:
-    """Two PushT files hold the same samples: every field exact, but the coverage-derived ones (PUSHT_NOISY)."""
-    from pusht import writer
-
-    with h5py.File(path_a) as a, h5py.File(path_b) as b:
-        assert list(a) == list(b)
-        for name in a:
-            for key in PUSHT_ARRAYS:
-                x, y = a[name][key][()], b[name][key][()]
-                if key in PUSHT_NOISY:
-                    np.testing.assert_allclose(x, y, rtol=1e-6, err_msg=f"{name}/{key}")
-                else:
-                    np.testing.assert_array_equal(x, y, err_msg=f"{name}/{key}")
-            for key in PUSHT_BLOBS:
-                if key in PUSHT_NOISY:
-                    _close(writer.read_json(a[name], key), writer.read_json(b[name], key), f"{name}/{key}")
-                else:
-                    assert a[name][key][()] == b[name][key][()], f"{name}/{key}"
-            for key in PUSHT_ATTRS:
-                assert a[name].attrs[key] == b[name].attrs[key]
 
 
 def pytest_addoption(parser):
@@ -178,48 +89,22 @@ def reach_env():
     return make_env("reach")
 
 
-def _generate(tmp_path_factory, env_name, n, policy, horizon, batch, seed):
-    path = tmp_path_factory.mktemp("data") / f"{env_name}_{policy}.h5"
-    cfg = GenerationConfig(env_name=env_name, n_episodes=n, output_path=path, policy_type=policy, max_steps=horizon,
-                           seed=seed, batch_size=batch, progress=False)
-    return path, run_generation(cfg)
-
-
 @pytest.fixture(scope="session")
 def scripted_file(tmp_path_factory):
     """64 scripted reach episodes in two batches of 32 (the same compiled shape as the rollout tests)."""
-    return _generate(tmp_path_factory, "reach", 64, "scripted", HORIZON, BATCH, seed=7)
+    return generate_file(tmp_path_factory, "reach", 64, "scripted", HORIZON, BATCH, seed=7)
 
 
 @pytest.fixture(scope="session")
 def random_file(tmp_path_factory):
     """100 random reach episodes of 200 steps (seed 000's random example's shape: no compile of its own)."""
-    return _generate(tmp_path_factory, "reach", SEED_N, "random", SEED_T, SEED_N, seed=7)
-
-
-PP_BATCH = 16
-PP_HORIZON = 200  # the expert needs ~150 steps
+    return generate_file(tmp_path_factory, "reach", SEED_N, "random", SEED_T, SEED_N, seed=7)
 
 
 @pytest.fixture(scope="session")
 def pick_place_file(tmp_path_factory):
     """16 scripted pick_place episodes, one batch."""
-    return _generate(tmp_path_factory, "pick_place", PP_BATCH, "scripted", PP_HORIZON, PP_BATCH, seed=3)
-
-
-class NanReach(ReachEnv):
-    """Reach whose "nan" policy sends NaN actions in episodes whose target lies beyond x = 0.5 m. Register it
-    with `monkeypatch.setitem(mjxgen.envs.ENVS, "reach_nan", NanReach)`."""
-
-    name = "reach_nan"
-    policy_names = ("nan",)
-
-    def _policies(self):
-        def act(key, obs):
-            nan = obs["target_pos"][0] > 0.5
-            return jnp.where(nan, jnp.nan, policies.p_controller(obs["ee_pos"], obs["target_pos"]))
-
-        return {"nan": policies.stateless(act)}
+    return generate_file(tmp_path_factory, "pick_place", PP_BATCH, "scripted", PP_HORIZON, PP_BATCH, seed=3)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON, SEED_N, SEED_T
-from kernels.randomize import RandomizationConfig
+from support import DURABLE_BATCH, DURABLE_HORIZON, SEED_N, SEED_T
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import generate_dataset, make_env, shards
 from mjxgen.pick_place import PickPlaceConfig
 from mjxgen.reach import ReachConfig

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import HORIZON, _generate
-from kernels import dmp
+from support import HORIZON, generate_file
+from mjxgen.kernels import dmp
 from mjxgen import make_env
 
 N = 16
@@ -15,7 +15,7 @@ N = 16
 
 @pytest.fixture(scope="module")
 def dmp_file(tmp_path_factory):
-    return _generate(tmp_path_factory, "reach", N, "dmp", HORIZON, N, seed=5)
+    return generate_file(tmp_path_factory, "reach", N, "dmp", HORIZON, N, seed=5)
 
 
 def _episodes(path):

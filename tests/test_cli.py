@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH as N, DURABLE_HORIZON as T, SEED_N, SEED_T
+from support import DURABLE_BATCH as N, DURABLE_HORIZON as T, SEED_N, SEED_T
 from mjxgen import cli
 
 
@@ -115,7 +115,7 @@ def _flags(c, path, env="reach", n=N, batch=N, steps=T, seed=7, policy="scripted
             "--policy", policy, "--output", str(path), "--no-progress", *extra]
 
 
-def _generate(c, tmp_path, name="x.h5", env="reach", **kw):
+def generate_file(c, tmp_path, name="x.h5", env="reach", **kw):
     path = tmp_path / name
     assert c(env, _flags(c, path, env=env, **kw)) == 0
     return path
@@ -130,7 +130,7 @@ def _attrs(path, key):
 def base(request, tmp_path_factory):
     """One plain run per CLI: reach, scripted, N = 8 episodes of at most T = 20 steps, seed 7, gzip."""
     c = request.param
-    return c, _generate(c, tmp_path_factory.mktemp("cli"), "base.h5")
+    return c, generate_file(c, tmp_path_factory.mktemp("cli"), "base.h5")
 
 
 def test_base_run_follows_every_flag(base):
@@ -147,7 +147,7 @@ def test_base_run_follows_every_flag(base):
 
 def test_episodes_and_batch_flags(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, n=2 * N, batch=N + 6)
+    path = generate_file(c, tmp_path, n=2 * N, batch=N + 6)
     with h5py.File(path) as f:
         assert len(f.keys()) == 2 * N  # --n-episodes / --episodes
         assert json.loads(f.attrs["config"])["batch_size"] == N  # --batch 14: 8 slots (2 x 8 episodes), not 14
@@ -155,7 +155,7 @@ def test_episodes_and_batch_flags(base, tmp_path):
 
 def test_policy_flag(base, tmp_path):
     c, path = base
-    random = _attrs(_generate(c, tmp_path, policy="random", n=SEED_N, batch=SEED_N, steps=SEED_T), "actions")
+    random = _attrs(generate_file(c, tmp_path, policy="random", n=SEED_N, batch=SEED_N, steps=SEED_T), "actions")
     scripted = _attrs(path, "actions")
     assert all((a[:, 3] == 0).all() for a in scripted.values())  # the P-controller leaves the gripper at 0
     assert np.concatenate(list(random.values()))[:, 3].std() > 0.4  # uniform on [-1, 1]
@@ -163,7 +163,7 @@ def test_policy_flag(base, tmp_path):
 
 def test_seed_flag(base, tmp_path):
     c, path = base
-    other = _generate(c, tmp_path, seed=8)
+    other = generate_file(c, tmp_path, seed=8)
     assert h5py.File(other).attrs["seed"] == 8
     a, b = _attrs(path, "observations/target_pos"), _attrs(other, "observations/target_pos")
     assert all(not np.allclose(a[i][0], b[i][0]) for i in a)
@@ -171,7 +171,7 @@ def test_seed_flag(base, tmp_path):
 
 def test_layout_and_dtype_flags(base, tmp_path):
     c, path = base
-    flat = _generate(c, tmp_path, "flat.h5", extra=["--layout", "flat", "--dtype", "float32"])
+    flat = generate_file(c, tmp_path, "flat.h5", extra=["--layout", "flat", "--dtype", "float32"])
     with h5py.File(flat) as f, h5py.File(path) as g:
         assert f.attrs["format"] == "mjxgen-flat" and f.attrs["dtype"] == "float32"
         assert f["data/joint_pos"].dtype == np.float32 and len(f["meta/episode_ends"]) == len(g)
@@ -182,21 +182,21 @@ def test_layout_and_dtype_flags(base, tmp_path):
 
 def test_compression_flag(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, extra=["--compression", "lzf"])
+    path = generate_file(c, tmp_path, extra=["--compression", "lzf"])
     with h5py.File(path) as f:
         assert f.attrs["compression"] == "lzf" and f["episode_0/actions"].compression == "lzf"
 
 
 def test_randomize_flag(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, extra=["--randomize"])
+    path = generate_file(c, tmp_path, extra=["--randomize"])
     friction = np.array(list(_attrs(path, "randomization/friction_scale").values()))
     assert friction.min() >= 0.8 and friction.max() <= 1.2 and friction.std() > 0.05
 
 
 def test_camera_and_image_size_flags(base, tmp_path):
     c, _ = base
-    path = _generate(c, tmp_path, extra=["--camera", "--image-size", "24", "40"])
+    path = generate_file(c, tmp_path, extra=["--camera", "--image-size", "24", "40"])
     with h5py.File(path) as f:
         for n in f:
             assert f[n]["observations/image"].shape == (f[n].attrs["length"], 24, 40, 3)
@@ -205,21 +205,21 @@ def test_camera_and_image_size_flags(base, tmp_path):
 def test_env_selection(base, tmp_path):
     """`--env-name pick_place` / `python -m mjxgen.pick_place`."""
     c, _ = base
-    path = _generate(c, tmp_path, env="pick_place", n=16, batch=16, steps=200)
+    path = generate_file(c, tmp_path, env="pick_place", n=16, batch=16, steps=200)
     with h5py.File(path) as f:
         assert f.attrs["env_name"] == "pick_place" and len(f.keys()) == 16
         assert "object_pos" in f["episode_0/observations"]
 
 
 def test_on_invalid_flag(base, tmp_path, monkeypatch):
-    from conftest import NanReach
+    from support import NanReach
     from mjxgen.envs import ENVS
 
     c, _ = base
     monkeypatch.setitem(ENVS, "reach_nan", NanReach)
-    flagged = _generate(c, tmp_path, "flag.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan",
+    flagged = generate_file(c, tmp_path, "flag.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan",
                         extra=["--on-invalid", "flag"])
-    dropped = _generate(c, tmp_path, "drop.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan")
+    dropped = generate_file(c, tmp_path, "drop.h5", env="reach_nan", n=16, batch=8, steps=20, policy="nan")
     with h5py.File(flagged) as f, h5py.File(dropped) as g:
         bad = {n for n in f if f[n].attrs.get("invalid", False)}
         assert 0 < len(bad) < 16 and len(f.keys()) == 16
@@ -228,7 +228,7 @@ def test_on_invalid_flag(base, tmp_path, monkeypatch):
 
 def test_overwrite_flag(base, tmp_path, capsys):
     c, _ = base
-    path = _generate(c, tmp_path, seed=1)
+    path = generate_file(c, tmp_path, seed=1)
     assert c("reach", _flags(c, path, seed=2)) == 2 and "already exists" in capsys.readouterr().err
     assert h5py.File(path).attrs["seed"] == 1
     assert c("reach", _flags(c, path, seed=2, extra=["--overwrite"])) == 0
@@ -252,7 +252,7 @@ def test_resume_flag(base, tmp_path, monkeypatch, capsys):
 
 def test_no_progress_flag(base, tmp_path, capsys):
     c, _ = base
-    _generate(c, tmp_path, "quiet.h5")
+    generate_file(c, tmp_path, "quiet.h5")
     assert "reach/scripted" not in capsys.readouterr().err
     path = tmp_path / "bar.h5"
     argv = [f for f in _flags(c, path) if f != "--no-progress"]

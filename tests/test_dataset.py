@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from conftest import BATCH, HORIZON
+from support import BATCH, HORIZON
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.generate import generate_dataset, plan_batches
 from mjxgen.config import GenerationConfig

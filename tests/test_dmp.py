@@ -8,14 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels import dmp
+from mjxgen.kernels import dmp
 
 DT = 0.0125
 ALPHA_S = 1.2
 
 
 def numpy_reference(start, goal, tau, K, alpha_s, w, dt, n_points, scale_forcing):
-    """The equations written out in a plain float64 loop: no code shared with kernels.dmp.
+    """The equations written out in a plain float64 loop: no code shared with mjxgen.kernels.dmp.
 
     Returns positions, z, phases and forcing at points 0..n_points-1 (point i after i steps)."""
     n = w.shape[1]

@@ -36,7 +36,7 @@ SEED_NAMES = [
     ("simscale ", "mjxgen "),
     # Our checkpoints are pickle-free .npz files (mjxgen.checkpoint), not torch's .pt.
     ("checkpoints/final.pt", "checkpoints/final.npz"),
-    ("uv run -- python scripts/generate_random_dmp_dataset.py", "python -m pusht.generate"),
+    ("uv run -- python scripts/generate_random_dmp_dataset.py", "python -m mjxgen.pusht"),
 ]
 
 
@@ -73,8 +73,8 @@ def run_command(command: str) -> None:
     argv = shlex.split(command)
     if argv[0] == "mjxgen":
         status = cli.main(argv[1:])
-    elif argv[:3] == ["python", "-m", "pusht.generate"]:
-        from pusht import generate
+    elif argv[:3] == ["python", "-m", "mjxgen.pusht"]:
+        from mjxgen.pusht import generate
 
         status = generate.main(argv[3:])
     else:
@@ -369,6 +369,6 @@ def test_seed_003_streaming_and_json_tips(seed_003_run, monkeypatch):
 
 def test_seed_003_quick_check(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run_command(f"python -m pusht.generate {TIP_QUICK} --no-progress")
+    run_command(f"python -m mjxgen.pusht {TIP_QUICK} --no-progress")
     assert _episodes(tmp_path / "data" / "random_dmp_dataset.h5") == 10
     assert not (tmp_path / "videos").exists()  # --video-samples 0: no video directory

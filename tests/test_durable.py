@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON, NanReach, assert_same_episodes, episodes_of, subprocess_env
+from support import DURABLE_BATCH, DURABLE_HORIZON, NanReach, assert_same_episodes, episodes_of, subprocess_env
 from mjxgen import cli, shards
 from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.envs import ENVS

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels import ik, policies
+from mjxgen.kernels import ik, policies
 
 
 def test_inv3_matches_numpy():

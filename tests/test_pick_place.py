@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mujoco import mjx
 
-from conftest import PP_BATCH, PP_HORIZON, _generate, episodes_of
+from support import PP_BATCH, PP_HORIZON, generate_file, episodes_of
 from mjxgen import make_env
 from mjxgen.envs.arm import step
 
@@ -66,7 +66,7 @@ def test_expert_succeeds_and_really_lifts(pick_place_file):
 def test_random_policy_rarely_succeeds(tmp_path_factory):
     """(200 episodes of 200 steps: the shape of seed 000's pick_place example, which tests/test_docs.py runs, so
     no compile of its own.)"""
-    path, result = _generate(tmp_path_factory, "pick_place", SEED_PP_N, "random", PP_HORIZON, SEED_PP_N, seed=3)
+    path, result = generate_file(tmp_path_factory, "pick_place", SEED_PP_N, "random", PP_HORIZON, SEED_PP_N, seed=3)
     assert result.stats["success_rate"] <= 0.1 and result.stats["invalid_episodes"] == 0
     episodes = episodes_of(path)
     assert len(episodes) == SEED_PP_N

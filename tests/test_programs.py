@@ -20,14 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import DURABLE_BATCH, DURABLE_HORIZON
-from kernels import randomize
+from support import DURABLE_BATCH, DURABLE_HORIZON
+from mjxgen.kernels import randomize
 from mjxgen import compile_cache, make_env, programs, stream, values
 from mjxgen.rollout import SEGMENT_STEPS
 
 B, T, SEED = DURABLE_BATCH, DURABLE_HORIZON, 5
 ENVS = ("reach", "pick_place")
-ROOT = Path(__file__).resolve().parent.parent
 
 # A fresh process: the segments of each env (B slots, 2B episodes, randomization on), saved as .npz; prints
 # what it traced: the segment programs (TRACE_COUNT) and every call of an env's reset or step (any MJX trace).
@@ -36,7 +35,7 @@ CHILD = """
     warnings.simplefilter("always")
     import jax, numpy as np, mjxgen
     mjxgen.configure()
-    from kernels import randomize
+    from mjxgen.kernels import randomize
     from mjxgen import envs, make_env, stream, values
     calls = {"reset": 0, "step": 0}
     for cls in envs.ENVS.values():
@@ -61,11 +60,9 @@ CHILD = """
 
 
 def _child(cache: Path, out: Path) -> dict:
-    env = dict(os.environ, MJXGEN_COMPILE_CACHE=str(cache),
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-
+    env = dict(os.environ, MJXGEN_COMPILE_CACHE=str(cache))
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), str(out), *ENVS], capture_output=True,
-                       text=True, env=env, timeout=900, cwd=ROOT)
+                       text=True, env=env, timeout=900, cwd=out)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mjxgen:" not in r.stderr, r.stderr[-3000:]  # no warning of mjxgen's (unwritable, unreadable, ...)
     traces = json.loads(r.stdout.split("TRACES", 1)[1])
@@ -201,18 +198,22 @@ def test_keys_cover_the_source_and_the_environment(cold, cache, cache_at, reach_
 
 
 def test_source_hash_covers_every_python_file_of_both_packages(tmp_path):
-    for package in ("mjxgen", "kernels"):
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
-    base = programs.source_hash_of(tmp_path)
-    assert base == programs.source_hash_of(ROOT) == programs.source_hash()
-    (tmp_path / "mjxgen" / "assets" / "notes.txt").write_text("not source")
-    assert programs.source_hash_of(tmp_path) == base
-    for path in ("kernels/ik.py", "mjxgen/envs/reach.py"):
-        original = (tmp_path / path).read_text()
-        (tmp_path / path).write_text(original + "\n# edited\n")
-        assert programs.source_hash_of(tmp_path) != base, path
-        (tmp_path / path).write_text(original)
-    assert programs.source_hash_of(tmp_path) == base
+    """The hash of copies of the imported packages' folders is the process's; editing any .py file of either
+    changes it, a file that is not Python does not."""
+    copies = {}
+    for name, folder in programs.package_dirs().items():
+        copies[name] = tmp_path / name
+        shutil.copytree(folder, copies[name], ignore=shutil.ignore_patterns("__pycache__"))
+    base = programs.source_hash_of(copies)
+    assert base == programs.source_hash()
+    (copies["mjxgen"] / "assets" / "notes.txt").write_text("not source")
+    assert programs.source_hash_of(copies) == base
+    for path in (copies["mjxgen.kernels"] / "ik.py", copies["mjxgen"] / "envs" / "reach.py"):
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        assert programs.source_hash_of(copies) != base, path
+        path.write_text(original)
+    assert programs.source_hash_of(copies) == base
 
 
 # --- the cache itself, on a tiny program with PRNG keys in and out and a donated argument ----------------------

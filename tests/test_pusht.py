@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
+from support import (PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
                       assert_same_pusht_files)
 from mjxgen.layout import SAMPLES
-from pusht import compat, execute, generate, writer
+from mjxgen.pusht import compat, execute, generate, writer
 
 N = 12
 SEED = 42
@@ -250,7 +250,7 @@ def test_agent_reset_position_matches_env():
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
     for args in (["--num-samples", "0"], ["--num-samples", "x"], ["--video-samples", "-1"], ["--seed", "-2"]):
-        r = subprocess.run([sys.executable, "-m", "pusht.generate", *args, "--output-h5", str(tmp_path / "x.h5")],
+        r = subprocess.run([sys.executable, "-m", "mjxgen.pusht", *args, "--output-h5", str(tmp_path / "x.h5")],
                            capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and ": error: " in r.stderr, (args, r.stderr)
 

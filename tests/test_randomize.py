@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 # seed 000's shape (100 episodes, 200 steps): the README's rollout_batch block and tests/test_rollout.py compile it.
-from conftest import SEED_N as BATCH, SEED_T as HORIZON
-from kernels.randomize import OFF, Draw, RandomizationConfig, sample
+from support import SEED_N as BATCH, SEED_T as HORIZON
+from mjxgen.kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
 from mjxgen.render import EpisodeRenderer, RenderError
 from mjxgen.rollout import SEGMENT_STEPS, TRACE_COUNT, rollout_batch

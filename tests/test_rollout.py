@@ -13,7 +13,7 @@ from mujoco import mjx
 
 # The rollout tests run at seed 000's shape (100 episodes, 200 steps), which the README's rollout_batch block compiles
 # too, and at a batch of 5 (odd batches and chunks).
-from conftest import SEED_N as BATCH, SEED_T as HORIZON
+from support import SEED_N as BATCH, SEED_T as HORIZON
 from mjxgen import rollout
 from mjxgen.rollout import rollout_batch
 

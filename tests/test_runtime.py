@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 
@@ -24,7 +25,7 @@ UNSET = ("XLA_FLAGS", "MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY", "WAYLAND_DISP
 def _python(code: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          timeout=300, cwd=tempfile.gettempdir())
 
 
 def test_import_after_jax_and_mjx_changes_no_env_and_prints_nothing():
@@ -143,7 +144,7 @@ def _raise_stop(*args, **kwargs):
 ENTRY_POINTS = {
     "mjxgen datagen": lambda env: cli.main(["datagen", "--n-episodes", "0"]),
     "python -m mjxgen.reach": lambda env: cli.task_main("reach", ["--batch", "0"]),
-    "python -m pusht.generate": lambda env: __import__("pusht.generate").generate.main(["--num-samples", "0"]),
+    "python -m mjxgen.pusht": lambda env: importlib.import_module("mjxgen.pusht.generate").main(["--num-samples", "0"]),
     "generate_dataset": lambda env: mjxgen.generate_dataset("reach", 1, "unused.h5", progress=False),
     "make_env": lambda env: make_env("no_such_env"),
     "rollout_batch": lambda env: rollout_batch(env, "no_such_policy", [0]),

@@ -22,9 +22,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import (DURABLE_BATCH, DURABLE_HORIZON, PP_BATCH, PP_HORIZON, assert_same_episodes,
+from support import (DURABLE_BATCH, DURABLE_HORIZON, PP_BATCH, PP_HORIZON, assert_same_episodes,
                       assert_same_pusht_files, episodes_of, subprocess_env)
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import shards
 from mjxgen.config import GenerationConfig
 from mjxgen.distributed import DistributedConfig
@@ -37,7 +37,7 @@ CASES = {  # name: (env, policy, n episodes, horizon, seed, randomized)
 
 _TWO_DEVICES = """
 import sys, jax, numpy as np, mjxgen
-from kernels.randomize import RandomizationConfig
+from mjxgen.kernels.randomize import RandomizationConfig
 mjxgen.configure()
 assert len(jax.local_devices()) == 2, jax.local_devices()
 out = {}
@@ -211,7 +211,7 @@ def test_distributed_arguments_are_checked():
 _PUSHT_PROCESS = """
 import sys
 from mjxgen.distributed import DistributedConfig
-from pusht.generate import generate
+from mjxgen.pusht.generate import generate
 
 if __name__ == "__main__":  # the env workers are spawned, and import this module
     port, i, out = sys.argv[1:]
@@ -219,7 +219,7 @@ if __name__ == "__main__":  # the env workers are spawned, and import this modul
              distributed=DistributedConfig(coordinator=f"localhost:{port}", num_processes=2, process_id=int(i)))
 """
 def test_pusht_samples_split_over_two_processes(tmp_path, tmp_path_factory):
-    from pusht.generate import generate
+    from mjxgen.pusht.generate import generate
 
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
     generate(8, 3, one, workers=1, shard_size=3, progress=False)  # 3 shards: process 0 runs 1, process 1 runs 2

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import BATCH, DURABLE_BATCH, DURABLE_HORIZON, HORIZON, PP_BATCH, PP_HORIZON, SEED_N, SEED_T
+from support import BATCH, DURABLE_BATCH, DURABLE_HORIZON, HORIZON, PP_BATCH, PP_HORIZON, SEED_N, SEED_T
 from mjxgen import shards, stitch, stream
 from mjxgen.config import GenerationConfig
 from mjxgen.generate import run_generation

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import BATCH
+from support import BATCH
 from mjxgen import checkpoint as ckpt
 from mjxgen import cli, models, rollout, training
 from mjxgen.dataset import TrajectoryDataset

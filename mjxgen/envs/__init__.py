@@ -17,7 +17,7 @@ from mjxgen import runtime
 with runtime.warp_prints_hidden():  # mjxgen's first import of MJX: every module that uses it is in this package
     from mujoco import mjx
 
-from kernels import policies, randomize  # noqa: E402
+from mjxgen.kernels import policies, randomize  # noqa: E402
 from mjxgen.envs.pick_place import PickPlaceEnv  # noqa: E402
 from mjxgen.envs.reach import ReachEnv  # noqa: E402
 

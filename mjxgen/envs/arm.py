@@ -23,7 +23,7 @@ from mujoco import mjx
 from mujoco.mjx._src import forward as mjx_forward  # _advance: not exported by mjx
 from mujoco.mjx._src import smooth as mjx_smooth  # solve_m: not exported by mjx
 
-from kernels import dmp, ik, policies, randomize
+from mjxgen.kernels import dmp, ik, policies, randomize
 from mjxgen import programs
 
 N_ARM_JOINTS = 7
@@ -32,7 +32,7 @@ FINGER_OPEN = 0.04  # m: each finger's opening at gripper command +1 (0 at -1)
 
 
 # The `dmp` policy's DMPs: a random Cartesian DMP per episode, from the end effector to the task's goal point.
-# Same config type and kernel as PushT (kernels.dmp.PUSHT_REFERENCE), with ranges that suit the arm:
+# Same config type and kernel as PushT (mjxgen.kernels.dmp.PUSHT_REFERENCE), with ranges that suit the arm:
 # - stiffness K in [14, 35]: a spring K^2/4 of 49 to 306 with damping K (the arm's earlier 50 to 300). It
 #   settles (2%) in about 11.6 tau / K, at most 2.5 s, within an episode; the reference's K = 5 needs 7 s.
 # - alpha_s = 4: s(tau) = 0.018, so the forcing term has faded by the end of the motion (1.2 leaves 0.30).
@@ -270,7 +270,7 @@ class ArmTask:
         return programs.stored("obs_shapes", self, compute)
 
     def policy(self, name: str) -> policies.Policy:
-        """The named policy (kernels.policies.Policy); a ValueError names the choices."""
+        """The named policy (mjxgen.kernels.policies.Policy); a ValueError names the choices."""
         if name not in self.policy_names:
             raise ValueError(f"unknown policy {name!r} for {self.name}; choose one of {', '.join(self.policy_names)}")
         return self._policies()[name]

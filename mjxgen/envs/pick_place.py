@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
-from kernels import pick_place_expert as expert
-from kernels import policies
+from mjxgen.kernels import pick_place_expert as expert
+from mjxgen.kernels import policies
 from mjxgen.envs.arm import FINGER_OPEN, ArmConfig, ArmTask, refresh
 
 CUBE_HALF = 0.02  # m: half the cube's edge (pick_place.xml)

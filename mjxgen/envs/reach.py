@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
-from kernels import policies
+from mjxgen.kernels import policies
 from mjxgen.envs.arm import ArmConfig, ArmTask, refresh
 
 

@@ -1,0 +1,7 @@
+"""`python -m mjxgen.pusht --num-samples N ...`: seed 003's PushT generator (also `mjxgen pusht ...`)."""
+
+import sys
+
+from mjxgen.pusht.generate import main
+
+sys.exit(main())
