@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from mjxgen.native import NativeReach
+from mjxgen.envs.native import NativeReach
 
 
 def seed_style(env, max_steps: int, seconds: float) -> dict:

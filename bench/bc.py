@@ -35,8 +35,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mjxgen.kernels.randomize import RandomizationConfig  # noqa: E402
-from mjxgen import checkpoint, evaluate  # noqa: E402
-from mjxgen.layout import package_versions  # noqa: E402
+from mjxgen.learn import checkpoints, evaluate  # noqa: E402
+from mjxgen.runtime.versions import package_versions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -79,7 +79,7 @@ def pipeline(env_name: str, workdir: Path, a: argparse.Namespace) -> dict:
                               "--batch-size", "64", "--no-progress", "--overwrite"], workdir)
     eval_s, ev = run_cli(["eval", "checkpoints/final.npz", "--env-name", env_name, "--n-episodes", "100"], workdir)
     final = workdir / "checkpoints" / "final.npz"
-    config = checkpoint.read_config(final)
+    config = checkpoints.read_config(final)
     return {
         "datagen": {"wall_s": gen_s, "episodes": int(gen["Episodes"]), "total_steps": int(gen["Total steps"]),
                     "success_rate": gen["Success rate"], "mean_length": float(gen["Mean length"]),

@@ -23,15 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mjxgen import render
-from mjxgen.layout import HostBatch, package_versions
-from mjxgen.writer import DatasetWriter
+from mjxgen.render import opengl
+from mjxgen.data.layout import HostBatch
+from mjxgen.runtime.versions import package_versions
+from mjxgen.data.writer import DatasetWriter
 
 RESULTS = Path(__file__).parent / "results"
 OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
 _READER = """
 import resource, sys, time, numpy as np
-from mjxgen.dataset import TrajectoryDataset
+from mjxgen.data.dataset import TrajectoryDataset
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 base = rss(); t0 = time.perf_counter()
 ds = TrajectoryDataset(sys.argv[1], obs_keys=["ee_pos", "image"])
@@ -55,7 +56,7 @@ class _ConstantFrames:
 
 
 def write_file(path: Path, episodes: int, length: int, size: tuple[int, int]) -> float:
-    render.EpisodeRenderer = _ConstantFrames  # this process only writes; nothing renders for real
+    opengl.EpisodeRenderer = _ConstantFrames  # this process only writes; nothing renders for real
     w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
                       obs_keys=tuple(OBS), image_size=size)
     rng = np.random.default_rng(0)

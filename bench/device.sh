@@ -3,7 +3,7 @@
 # end to end (flat layout), no rendering (MUJOCO_GL=disable: the machine has no libEGL), then one warm CLI run
 # that loads the exported program the bench left in the compile cache. The machine's Python lacks MuJoCo: the
 # wheels of ../shared/gpu-wheels are carried in .whl/ (see that folder's README), with isal's for Python 3.12
-# (mjxgen.flat's deflate), fetched here by
+# (mjxgen.data.flat's deflate), fetched here by
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl isal==1.9.1
 # and mjxgen's own wheel (its kernels/ and pusht/ folders install as mjxgen.kernels and mjxgen.pusht, so the

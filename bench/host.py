@@ -3,7 +3,7 @@
     python -m bench.host [--slots 4096] [--episodes 16384] [--max-steps 200] [--reps 2]
 
 Streams reach/scripted episodes once (not timed) and keeps every segment on the host. Then it runs
-generate_dataset's streaming loop (mjxgen.simulate.simulate_stream: stitching, the per-episode values, the
+generate_dataset's streaming loop (mjxgen.generate.simulate.simulate_stream: stitching, the per-episode values, the
 background writer, the final merge) with the device replaced by those recorded segments, per layout and codec.
 Its episodes/s is the most a run can reach end to end on this CPU however fast the device is: on a GPU,
 the generator keeps up when this number is above the rollout-only rate of bench.throughput.
@@ -26,11 +26,12 @@ import mjxgen
 
 mjxgen.configure()  # first: the XLA flags before any JAX computation
 
-from mjxgen import make_env, stream  # noqa: E402
-from mjxgen.config import GenerationConfig  # noqa: E402
-from mjxgen.generate import run_generation  # noqa: E402
-from mjxgen.layout import package_versions  # noqa: E402
-from mjxgen.rollout import SEGMENT_STEPS  # noqa: E402
+from mjxgen import make_env  # noqa: E402
+from mjxgen.sim import stream
+from mjxgen.generate.config import GenerationConfig  # noqa: E402
+from mjxgen.generate.pipeline import run_generation  # noqa: E402
+from mjxgen.runtime.versions import package_versions  # noqa: E402
+from mjxgen.sim.rollout import SEGMENT_STEPS  # noqa: E402
 
 from bench.throughput import RESULTS, device_name  # noqa: E402
 

@@ -43,8 +43,8 @@ from bench.throughput import RESULTS, baseline_mujoco_rollout, device_name
 from mjxgen import make_env
 from mjxgen.envs.arm import Arm, refresh
 from mjxgen.envs.reach import ReachEnv, ReachState
-from mjxgen.layout import package_versions
-from mjxgen.rollout import rollout_batch
+from mjxgen.runtime.versions import package_versions
+from mjxgen.sim.rollout import rollout_batch
 
 LIMIT = int(mujoco.mjtDisableBit.mjDSBL_LIMIT)
 GRAVITY = int(mujoco.mjtDisableBit.mjDSBL_GRAVITY)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from bench.throughput import RESULTS, device_name
 from mjxgen.kernels import dmp
-from mjxgen.layout import package_versions
+from mjxgen.runtime.versions import package_versions
 from mjxgen.pusht import execute, generate, plan
 
 

@@ -4,7 +4,7 @@
 
 - rollout-only reach/scripted at one batch size, randomization off and on, alternating --repeats times
   (the same compiled program serves both: the ranges are an argument). Reports the best of each.
-- rendering: MuJoCo's renderer on the host (mjxgen.render) over recorded states of that batch, frames/s.
+- rendering: MuJoCo's renderer on the host (mjxgen.render.opengl) over recorded states of that batch, frames/s.
 Writes JSON to bench/results/<date>-<device>-randomization.json.
 """
 
@@ -26,9 +26,9 @@ import numpy as np
 from bench.throughput import RESULTS, device_name
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen import make_env
-from mjxgen.render import EpisodeRenderer
-from mjxgen.rollout import rollout_batch
-from mjxgen.layout import package_versions
+from mjxgen.render.opengl import EpisodeRenderer
+from mjxgen.sim.rollout import rollout_batch
+from mjxgen.runtime.versions import package_versions
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ Native MuJoCo in float64, so float32 noise does not hide (or fake) the effect of
   on main). Policies: scripted (seed 000's P-controller, closed loop), random (uniform actions) and corners (a
   constant action in {-1, 1}^4 per episode: the arm runs to the edge of its workspace and the fingers to their
   ends, the worst case for dropping the limits). T steps each (not stopped at success), the IK and servo
-  exactly as the env's (`mjxgen.native.NativeReach`).
+  exactly as the env's (`mjxgen.envs.native.NativeReach`).
 - per model: success rate and first-success step; how far any joint went past its range (arm joints in rad,
   fingers in m), and the arm joints' smallest margin to their ranges.
 - between models: the largest qpos (arm rad, finger m) and TCP (m) differences over all T steps and inside the
@@ -41,8 +41,8 @@ import numpy as np
 from bench.throughput import RESULTS, device_name
 from mjxgen.kernels import policies
 from mjxgen import make_env
-from mjxgen.native import NativeReach
-from mjxgen.rollout import rollout_batch
+from mjxgen.envs.native import NativeReach
+from mjxgen.sim.rollout import rollout_batch
 
 LIMIT = int(mujoco.mjtDisableBit.mjDSBL_LIMIT)
 GRAVITY = int(mujoco.mjtDisableBit.mjDSBL_GRAVITY)

@@ -24,8 +24,9 @@ def child(cache: str, batch: int, max_steps: int, env_name: str = "reach", polic
     import mjxgen
 
     mjxgen.configure(compile_cache=cache)
-    from mjxgen import make_env, stream
-    from mjxgen.rollout import SEGMENT_STEPS
+    from mjxgen import make_env
+    from mjxgen.sim import stream
+    from mjxgen.sim.rollout import SEGMENT_STEPS
 
     env = make_env(env_name)
     segments = stream.run_segments(env, policy, first=0, count=batch, slots=batch, seed=0, max_steps=max_steps,

@@ -39,11 +39,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import baselines, startup, writer  # noqa: E402
-from mjxgen import make_env, stream  # noqa: E402
-from mjxgen.config import GenerationConfig  # noqa: E402
-from mjxgen.generate import run_generation  # noqa: E402
-from mjxgen.layout import package_versions  # noqa: E402
-from mjxgen.rollout import SEGMENT_STEPS, rollout_batch  # noqa: E402
+from mjxgen import make_env  # noqa: E402
+from mjxgen.sim import stream
+from mjxgen.generate.config import GenerationConfig  # noqa: E402
+from mjxgen.generate.pipeline import run_generation  # noqa: E402
+from mjxgen.runtime.versions import package_versions  # noqa: E402
+from mjxgen.sim.rollout import SEGMENT_STEPS, rollout_batch  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 E2E = ("episodes:gzip", "flat:gzip", "flat:lzf")

@@ -19,11 +19,12 @@ mjxgen.configure()  # first: the XLA flags before any JAX computation
 
 import numpy as np  # noqa: E402
 
-from mjxgen import make_env, stream  # noqa: E402
-from mjxgen.layout import HostBatch  # noqa: E402
-from mjxgen.rollout import SEGMENT_STEPS  # noqa: E402
-from mjxgen.stitch import Stitcher  # noqa: E402
-from mjxgen.writer import COMPRESSIONS, DatasetWriter  # noqa: E402
+from mjxgen import make_env  # noqa: E402
+from mjxgen.sim import stream
+from mjxgen.data.layout import HostBatch  # noqa: E402
+from mjxgen.sim.rollout import SEGMENT_STEPS  # noqa: E402
+from mjxgen.generate.stitch import Stitcher  # noqa: E402
+from mjxgen.data.writer import COMPRESSIONS, DatasetWriter  # noqa: E402
 
 LAYOUTS = ("episodes", "flat")
 

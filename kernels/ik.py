@@ -1,7 +1,7 @@
 """Damped-least-squares (DLS) inverse kinematics.
 
 Written against the array API shared by jax.numpy and NumPy (`xp`), so the JAX rollout and the native
-MuJoCo reference (mjxgen.native) run the same code.
+MuJoCo reference (mjxgen.envs.native) run the same code.
 """
 
 from __future__ import annotations

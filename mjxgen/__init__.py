@@ -1,16 +1,34 @@
 """mjxgen: vectorized MJX batch simulation for robot-learning trajectory datasets.
 
-Importing it changes no environment variable and prints nothing. `configure()` applies the XLA flags and the
-GL backend choice; the CLIs, generate_dataset, make_env and rollout_batch call it, and code that computes
+Importing it changes no environment variable, prints nothing and loads nothing heavy: the public names below are
+imported on first use (so `mjxgen.pusht`'s worker processes never load JAX). `configure()` applies the XLA flags
+and the GL backend choice; the CLIs, generate_dataset, make_env and rollout_batch call it, and code that computes
 with JAX before them should call it first.
 """
 
-from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
-from mjxgen.envs import make_env
-from mjxgen.generate import generate_dataset
-from mjxgen.rollout import Rollout, rollout_batch
-from mjxgen.runtime import configure
+import importlib
 
-__all__ = ["configure", "make_env", "rollout_batch", "Rollout", "generate_dataset", "TrajectoryDataset",
-           "DatasetFormatError"]
+# Public name -> the module that defines it.
+_API = {
+    "configure": "mjxgen.runtime.process",
+    "make_env": "mjxgen.envs",
+    "rollout_batch": "mjxgen.sim.rollout",
+    "Rollout": "mjxgen.sim.rollout",
+    "generate_dataset": "mjxgen.generate.pipeline",
+    "TrajectoryDataset": "mjxgen.data.dataset",
+    "DatasetFormatError": "mjxgen.data.files",
+}
+__all__ = list(_API)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mjxgen' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

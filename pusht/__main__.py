@@ -2,6 +2,6 @@
 
 import sys
 
-from mjxgen.pusht.generate import main
+from mjxgen.cli.pusht import main
 
 sys.exit(main())

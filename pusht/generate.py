@@ -7,39 +7,15 @@ order) and integrated in batched JAX calls (mjxgen.pusht.plan), then executed in
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
-import sys
 import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
 MAX_VIDEOS = 10  # seed 003: video capture stops after the first ten samples
-SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.shards): a kill loses at most this many
-
-
-def parse_args(argv=None, prog: str = "python -m mjxgen.pusht") -> argparse.Namespace:
-    # Imported here, not at the top: spawned workers import this module, and mjxgen loads JAX.
-    from mjxgen.cli import Parser, add_distributed_args, distributed_of, non_negative_int, positive_int
-
-    p = Parser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--num-samples", type=positive_int, default=1000, help="trajectories to generate (default 1000)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
-                   help="numpy.random.default_rng seed of the DMP parameters and reset seeds (the reference's draws)")
-    p.add_argument("--output-h5", default="data/random_dmp_dataset.h5", help="HDF5 file (parent dirs are created)")
-    p.add_argument("--video-dir", default="videos/random_dmp_samples", help="MP4 directory, used when --video-samples > 0")
-    p.add_argument("--video-samples", type=non_negative_int, default=0, help=f"videos of the first K samples (capped at {MAX_VIDEOS})")
-    p.add_argument("--scale-forcing", action="store_true", help="multiply the forcing term by the goal displacement")
-    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="env processes (default: every core)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (and any unfinished run)")
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in <output-h5>.partial/")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_distributed_args(p)
-    a = p.parse_args(argv)
-    a.distributed = distributed_of(p, a)
-    return a
+SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.data.shards): a kill loses at most this many
 
 
 def _init_worker():
@@ -60,7 +36,7 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
     import dataclasses
     import json
 
-    from mjxgen.layout import SAMPLES
+    from mjxgen.data.layout import SAMPLES
     from mjxgen.pusht import execute, plan
 
     video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
@@ -133,19 +109,20 @@ def generate(
     """Generate the dataset; returns seed 000's stats (as mjxgen's generate_dataset does) and `videos`.
 
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
-    and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.shards)
+    and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.data.shards)
     and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
     mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own.
-    `distributed` (None, True or a mjxgen.distributed.DistributedConfig, as in mjxgen's generate_dataset):
+    `distributed` (None, True or a mjxgen.runtime.distributed.DistributedConfig, as in mjxgen's generate_dataset):
     each process runs a contiguous share of the shards, and process 0 writes the file."""
     import dataclasses
 
     from mjxgen.kernels import dmp
-    from mjxgen import distributed as dist, runs, shards
-    from mjxgen.layout import SAMPLES
-    from mjxgen.signals import saving_what_is_done
-    from mjxgen.stats import RunStats
-    from mjxgen.runtime import configure
+    from mjxgen.runtime import distributed as dist
+    from mjxgen.data import files, shards
+    from mjxgen.data.layout import SAMPLES
+    from mjxgen.runtime.signals import saving_what_is_done
+    from mjxgen.data.stats import RunStats
+    from mjxgen.runtime.process import configure
     from mjxgen.pusht import execute, plan, writer
 
     configure()  # the XLA flags before the planner's first JAX computation
@@ -193,34 +170,5 @@ def generate(
     dist.together(run, "executing")
     stats = dist.together(merge, "writing the file")
     if stats is None:  # process 0 counted every process's samples; the others read the file's count
-        stats = runs.describe(out)[3]
+        stats = files.describe(out)[3]
     return stats.summary(out) | {"videos": n_videos}
-
-
-def main(argv=None, prog: str = "python -m mjxgen.pusht") -> int:
-    """The PushT command: `python -m mjxgen.pusht ...` or `mjxgen pusht ...` (prog: how it was called)."""
-    from mjxgen.runtime import configure
-
-    configure()
-    args = parse_args(argv, prog)
-    if args.video_samples > MAX_VIDEOS:
-        print(f"note: --video-samples {args.video_samples} is capped at {MAX_VIDEOS}", file=sys.stderr)
-    from mjxgen.cli import report_failures
-
-    argv = sys.argv[1:] if argv is None else argv
-    status, stats = report_failures(
-        lambda: generate(args.num_samples, args.seed, args.output_h5, args.video_dir, args.video_samples,
-                         args.scale_forcing, args.workers, args.overwrite, args.resume, progress=not args.no_progress,
-                         distributed=args.distributed),
-        [*prog.split(), *argv],
-    )
-    if status:
-        return status
-    from mjxgen.stats import print_table, stats_rows
-
-    print_table(stats_rows(stats) + [("Videos", str(stats["videos"]))])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,7 @@
 W = planned_steps, n = executed_steps <= W: the episode ends early when the T is placed (terminated).
 File attributes: seed 003's num_samples, seed, scale_forcing_by_goal_delta, dmp_dt_substeps, video_limit,
 [video_directory]; ours: format, format_version, complete, scale_forcing, config (JSON), versions (JSON, with
-gym-pusht and pymunk), total_steps. The names are mjxgen.layout's (SAMPLES, SAMPLE_ARRAYS, SAMPLE_JSON).
+gym-pusht and pymunk), total_steps. The names are mjxgen.data.layout's (SAMPLES, SAMPLE_ARRAYS, SAMPLE_JSON).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import json
 import h5py
 import numpy as np
 
-from mjxgen.layout import SAMPLE_ARRAYS, SAMPLE_DTYPE, SAMPLE_JSON, SAMPLES
+from mjxgen.data.layout import SAMPLE_ARRAYS, SAMPLE_DTYPE, SAMPLE_JSON, SAMPLES
 from mjxgen.pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
 from mjxgen.pusht.plan import Plan
 

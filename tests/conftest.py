@@ -110,7 +110,7 @@ def pick_place_file(tmp_path_factory):
 def pytest_terminal_summary(terminalreporter):
     """How many rollouts this session compiled, by (env, policy, horizon, batch): each costs 15-25 s on 2 cores,
     so keeping this list short keeps the suite fast."""
-    from mjxgen.rollout import TRACE_COUNT
+    from mjxgen.sim.rollout import TRACE_COUNT
 
     if TRACE_COUNT:
         terminalreporter.write_sep("-", f"{sum(TRACE_COUNT.values())} rollout compiles in this session")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from mjxgen.kernels import policies
-from mjxgen import shards
+from mjxgen.data import shards
 from mjxgen.envs.reach import ReachEnv
-from mjxgen.config import GenerationConfig
-from mjxgen.generate import run_generation
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.generate.pipeline import run_generation
 
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120
@@ -40,7 +40,7 @@ def session_cache_dir(tmp_path_factory) -> Path:
 def subprocess_env(tmp_path_factory) -> dict:
     """This process's environment for a subprocess that runs mjxgen: every such subprocess of the session
     shares one persistent compilation cache with this process, so only the first one compiles a shape, and
-    mjxgen's exported programs (mjxgen.programs, in the cache's programs/), so only the first one traces it.
+    mjxgen's exported programs (mjxgen.sim.programs, in the cache's programs/), so only the first one traces it.
     This process keeps its own program cache off: its tests count what it traces."""
     env = dict(os.environ)
     env["MJXGEN_COMPILE_CACHE"] = str(session_cache_dir(tmp_path_factory))

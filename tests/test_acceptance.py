@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mjxgen import make_env
-from mjxgen.rollout import rollout_batch
+from mjxgen.sim.rollout import rollout_batch
 
 N, T = 512, 200
 

@@ -15,10 +15,11 @@ import pytest
 
 from support import DURABLE_BATCH, DURABLE_HORIZON, SEED_N, SEED_T
 from mjxgen.kernels.randomize import RandomizationConfig
-from mjxgen import generate_dataset, make_env, shards
+from mjxgen import generate_dataset, make_env
+from mjxgen.data import shards
 from mjxgen.pick_place import PickPlaceConfig
 from mjxgen.reach import ReachConfig
-from mjxgen.config import GenerationConfig
+from mjxgen.generate.config import GenerationConfig
 
 # Issue 12's acceptance call, generate_dataset("reach", 24, "short.h5", "scripted", False, 30, 7), at the suite's
 # small shape: generate_dataset("reach", 8, "short.h5", "scripted", False, 20, 7).

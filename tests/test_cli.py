@@ -71,7 +71,7 @@ def test_reach_module_runs_end_to_end(tmp_path):
     for label in ("Episodes", "Total steps", "Mean length", "Mean reward", "Success rate", "File size", "Physics steps/s",
                   "Episodes/s", "Useful env steps/s", "Useful fraction"):
         assert label in proc.stdout
-    # For the next run: the compiled segment program (JAX's cache) and the exported one (mjxgen.programs).
+    # For the next run: the compiled segment program (JAX's cache) and the exported one (mjxgen.sim.programs).
     assert any(p.name.startswith("jit_segment_exported") for p in cache.iterdir())
     assert any((cache / "programs").glob("*.pkl"))
     with h5py.File(out) as f:
@@ -236,7 +236,7 @@ def test_overwrite_flag(base, tmp_path, capsys):
 
 
 def test_resume_flag(base, tmp_path, monkeypatch, capsys):
-    from mjxgen import shards
+    from mjxgen.data import shards
 
     c, reference = base
     path = tmp_path / "x.h5"
@@ -261,7 +261,7 @@ def test_no_progress_flag(base, tmp_path, capsys):
 
 
 def test_info_allow_incomplete(tmp_path, monkeypatch, capsys):
-    from mjxgen import shards
+    from mjxgen.data import shards
 
     path = tmp_path / "x.h5"
     monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, attrs: (_ for _ in ()).throw(OSError("disk")))

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from support import BATCH, HORIZON
-from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
-from mjxgen.generate import generate_dataset, plan_batches
-from mjxgen.config import GenerationConfig
-from mjxgen.layout import HostBatch
-from mjxgen.writer import DatasetWriter
+from mjxgen.data.dataset import DatasetFormatError, TrajectoryDataset
+from mjxgen.generate.pipeline import generate_dataset
+from mjxgen.generate.simulate import plan_batches
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.data.layout import HostBatch
+from mjxgen.data.writer import DatasetWriter
 
 SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}
 OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
@@ -227,7 +228,7 @@ def test_obs_keys_selects_what_is_read(scripted_file):
 
 
 class _StandInRenderer:
-    """render.EpisodeRenderer's surface without GL: a frame whose pixels encode (episode mocap x, step)."""
+    """opengl.EpisodeRenderer's surface without GL: a frame whose pixels encode (episode mocap x, step)."""
 
     def __init__(self, model_xml, height, width):
         self.shape = (height, width, 3)
@@ -240,9 +241,9 @@ class _StandInRenderer:
 
 
 def _image_file(path, monkeypatch, n_episodes, length, size):
-    from mjxgen import render
+    from mjxgen.render import opengl
 
-    monkeypatch.setattr(render, "EpisodeRenderer", _StandInRenderer)
+    monkeypatch.setattr(opengl, "EpisodeRenderer", _StandInRenderer)
     w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
                       obs_keys=tuple(OBS), image_size=size)
     for first in range(0, n_episodes, 100):
@@ -269,7 +270,7 @@ def test_memory_stays_flat_on_a_large_image_file(tmp_path, monkeypatch):
     _image_file(path, monkeypatch, 1000, 20, (64, 64))
     code = f"""
 import resource, numpy as np
-from mjxgen.dataset import TrajectoryDataset
+from mjxgen.data.dataset import TrajectoryDataset
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 before = rss()
 ds = TrajectoryDataset({str(path)!r}, obs_keys=["ee_pos", "image"])

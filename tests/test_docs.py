@@ -31,10 +31,10 @@ SEED_003 = ROOT / "docs" / "seeds" / "003_85a11f8505dacb65.txt"
 SEED_NAMES = [
     ("simscaleai.datagen.generator", "mjxgen"),
     ("simscaleai.training.data.dataset", "mjxgen"),
-    ("simscaleai.training.trainer", "mjxgen.training"),
-    ("simscaleai.models", "mjxgen.models"),
+    ("simscaleai.training.trainer", "mjxgen.learn.training"),
+    ("simscaleai.models", "mjxgen.learn.models"),
     ("simscale ", "mjxgen "),
-    # Our checkpoints are pickle-free .npz files (mjxgen.checkpoint), not torch's .pt.
+    # Our checkpoints are pickle-free .npz files (mjxgen.learn.checkpoints), not torch's .pt.
     ("checkpoints/final.pt", "checkpoints/final.npz"),
     ("uv run -- python scripts/generate_random_dmp_dataset.py", "python -m mjxgen.pusht"),
 ]
@@ -74,9 +74,9 @@ def run_command(command: str) -> None:
     if argv[0] == "mjxgen":
         status = cli.main(argv[1:])
     elif argv[:3] == ["python", "-m", "mjxgen.pusht"]:
-        from mjxgen.pusht import generate
+        from mjxgen.cli import pusht
 
-        status = generate.main(argv[3:])
+        status = pusht.main(argv[3:])
     else:
         raise AssertionError(f"no runner for {command!r}")
     assert status == 0, command
@@ -211,9 +211,9 @@ PIPELINE_SIZES = [("n_episodes=1000", "n_episodes=100"), ("max_steps=50_000", "m
 
 
 def _checkpoint(path):
-    from mjxgen import checkpoint
+    from mjxgen.learn import checkpoints
 
-    return checkpoint.read_config(path)
+    return checkpoints.read_config(path)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ NaN episodes are caught; a failing disk gives one line and intact shards; untrus
 
 import errno
 import json
-import os
 import random
 import signal
 import subprocess
@@ -15,11 +14,12 @@ import numpy as np
 import pytest
 
 from support import DURABLE_BATCH, DURABLE_HORIZON, NanReach, assert_same_episodes, episodes_of, subprocess_env
-from mjxgen import cli, shards
-from mjxgen.dataset import DatasetFormatError, TrajectoryDataset
+from mjxgen import cli
+from mjxgen.data import shards
+from mjxgen.data.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.envs import ENVS
-from mjxgen.config import GenerationConfig
-from mjxgen.generate import generate_dataset, run_generation
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.generate.pipeline import generate_dataset, run_generation
 
 # 20 batches of 8 short episodes: one small compiled shape, shared by every test here.
 BATCH, HORIZON, N, SEED = DURABLE_BATCH, DURABLE_HORIZON, 160, 11

@@ -42,7 +42,7 @@ def test_task_packages_re_export_the_envs():
     assert ReachState._fields[0] == PickPlaceState._fields[0] == "data"
 
 
-UPWARD = ("mjxgen.reach", "mjxgen.pick_place", "mjxgen.rollout", "mjxgen.generate", "mjxgen.writer", "mjxgen.cli")
+UPWARD = ("mjxgen.reach", "mjxgen.pick_place", "mjxgen.sim.rollout", "mjxgen.generate.pipeline", "mjxgen.data.writer", "mjxgen.cli")
 
 
 def test_envs_import_nothing_above_them():

@@ -7,10 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
-from mjxgen import cli, flat
-from mjxgen.dataset import TrajectoryDataset
-from mjxgen.layout import FLAT, HostBatch
-from mjxgen.writer import DatasetWriter
+from mjxgen import cli
+from mjxgen.data import flat
+from mjxgen.data.dataset import TrajectoryDataset
+from mjxgen.data.layout import FLAT, HostBatch
+from mjxgen.data.writer import DatasetWriter
 
 OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
 N = 700  # episodes, in blocks of 97: shard boundaries fall inside chunks

@@ -4,7 +4,7 @@ import h5py
 import mujoco
 import numpy as np
 
-from mjxgen.native import NativeReach
+from mjxgen.envs.native import NativeReach
 
 # Open-loop replay in float64 of a float32 MJX episode: measured at most 1.1e-6 rad over 200 steps (4 s).
 REPLAY_ATOL = 1e-4  # rad, m

@@ -6,7 +6,6 @@ import concurrent.futures
 import filecmp
 import importlib.metadata
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys

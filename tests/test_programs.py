@@ -1,4 +1,4 @@
-"""Exported programs on disk (mjxgen.programs): a warm process runs the stored programs without tracing,
+"""Exported programs on disk (mjxgen.sim.programs): a warm process runs the stored programs without tracing,
 and its data equal the traced program's bit for bit; a changed key misses, a damaged entry or an unwritable
 directory warns once and never fails.
 
@@ -22,8 +22,11 @@ import pytest
 
 from support import DURABLE_BATCH, DURABLE_HORIZON
 from mjxgen.kernels import randomize
-from mjxgen import compile_cache, make_env, programs, stream, values
-from mjxgen.rollout import SEGMENT_STEPS
+from mjxgen import make_env
+from mjxgen.runtime import compile_cache
+from mjxgen.sim import programs
+from mjxgen.sim import stream, per_episode
+from mjxgen.sim.rollout import SEGMENT_STEPS
 
 B, T, SEED = DURABLE_BATCH, DURABLE_HORIZON, 5
 ENVS = ("reach", "pick_place")
@@ -36,7 +39,8 @@ CHILD = """
     import jax, numpy as np, mjxgen
     mjxgen.configure()
     from mjxgen.kernels import randomize
-    from mjxgen import envs, make_env, stream, values
+    from mjxgen import envs, make_env
+    from mjxgen.sim import per_episode, programs, stream
     calls = {"reset": 0, "step": 0}
     for cls in envs.ENVS.values():
         for name in calls:
@@ -50,11 +54,11 @@ CHILD = """
         segs = list(stream.run_segments(env, "scripted", first=0, count=2 * %(B)d, slots=%(B)d, seed=%(SEED)d,
                                         max_steps=%(T)d, steps=%(K)d, randomization=randomize.RandomizationConfig()))
         np.savez(f"{out}/{env_name}.npz", *jax.tree.leaves(segs))
-        per_episode = values.episode_values(env, "scripted", np.arange(%(B)d), seed=%(SEED)d,
+        values = per_episode.episode_values(env, "scripted", np.arange(%(B)d), seed=%(SEED)d,
                                             randomization=randomize.RandomizationConfig())
         np.savez(f"{out}/{env_name}-values.npz", *jax.tree.leaves(jax.device_get(per_episode)))
         # What generate_dataset asks besides the segments: a trace of reset each, unless stored.
-        print("SHAPES", env_name, json.dumps([env.obs_shapes, values.records_anything(env, "scripted")]))
+        print("SHAPES", env_name, json.dumps([programs.obs_shapes(env), per_episode.records_anything(env, "scripted")]))
     print("TRACES", json.dumps({"segments": sum(stream.TRACE_COUNT.values()), **calls}))
     """ % dict(B=B, T=T, SEED=SEED, K=SEGMENT_STEPS)
 
@@ -109,9 +113,9 @@ def traced():
                                         max_steps=T, steps=SEGMENT_STEPS,
                                         randomization=randomize.RandomizationConfig()))
         out[name] = [np.asarray(x) for x in jax.tree.leaves(segs)]
-        per_episode = values.episode_values(env, env.policy("scripted"), np.arange(B), seed=SEED,
+        values = per_episode.episode_values(env, env.policy("scripted"), np.arange(B), seed=SEED,
                                             randomization=randomize.RandomizationConfig())
-        out[f"{name}-values"] = [np.asarray(x) for x in jax.tree.leaves(per_episode)]
+        out[f"{name}-values"] = [np.asarray(x) for x in jax.tree.leaves(values)]
     return out
 
 
@@ -206,7 +210,7 @@ def test_source_hash_covers_every_python_file_of_both_packages(tmp_path):
         shutil.copytree(folder, copies[name], ignore=shutil.ignore_patterns("__pycache__"))
     base = programs.source_hash_of(copies)
     assert base == programs.source_hash()
-    (copies["mjxgen"] / "assets" / "notes.txt").write_text("not source")
+    (copies["mjxgen"] / "envs" / "assets" / "notes.txt").write_text("not source")
     assert programs.source_hash_of(copies) == base
     for path in (copies["mjxgen.kernels"] / "ik.py", copies["mjxgen"] / "envs" / "reach.py"):
         original = path.read_text()

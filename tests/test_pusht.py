@@ -12,7 +12,7 @@ import pytest
 
 from support import (PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
                       assert_same_pusht_files)
-from mjxgen.layout import SAMPLES
+from mjxgen.data.layout import SAMPLES
 from mjxgen.pusht import compat, execute, generate, writer
 
 N = 12
@@ -306,9 +306,9 @@ def _all(path):
 def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
     import signal
 
-    from mjxgen import shards
-    from mjxgen.signals import GenerationInterrupted
-    from mjxgen.signals import Signalled
+    from mjxgen.data import shards
+    from mjxgen.runtime.signals import GenerationInterrupted
+    from mjxgen.runtime.signals import Signalled
 
     ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
     generate.generate(10, 5, ref, workers=1, progress=False, shard_size=4)

@@ -12,10 +12,10 @@ import pytest
 from support import SEED_N as BATCH, SEED_T as HORIZON
 from mjxgen.kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
-from mjxgen.render import EpisodeRenderer, RenderError
-from mjxgen.rollout import SEGMENT_STEPS, TRACE_COUNT, rollout_batch
-from mjxgen.layout import HostBatch
-from mjxgen.writer import DatasetWriter
+from mjxgen.render.opengl import EpisodeRenderer, RenderError
+from mjxgen.sim.rollout import SEGMENT_STEPS, TRACE_COUNT, rollout_batch
+from mjxgen.data.layout import HostBatch
+from mjxgen.data.writer import DatasetWriter
 
 DR = RandomizationConfig()
 

@@ -14,8 +14,8 @@ from mujoco import mjx
 # The rollout tests run at seed 000's shape (100 episodes, 200 steps), which the README's rollout_batch block compiles
 # too, and at a batch of 5 (odd batches and chunks).
 from support import SEED_N as BATCH, SEED_T as HORIZON
-from mjxgen import rollout
-from mjxgen.rollout import rollout_batch
+from mjxgen.sim import rollout
+from mjxgen.sim.rollout import rollout_batch
 
 # MJX runs in float32, native MuJoCo in float64: over 100 physics steps (0.5 s) of the servoed arm they
 # agree to this (measured: 2.7e-7 rad, and 1.8e-7 m at the TCP).
@@ -43,7 +43,7 @@ def test_shapes(batch100, reach_env):
 def test_an_odd_batch_gives_the_same_episodes(batch100, reach_env):
     """Episode i's data depend only on (seed, i), not on the batch it ran in: episodes 5..9 alone (a batch of 5:
     other vector/remainder loop splits) equal the same ids in the batch of 100. This holds because XLA may not
-    fuse multiply-adds on the CPU (mjxgen.xla_config, the ISA cap); with fusion, the first step already differs by
+    fuse multiply-adds on the CPU (mjxgen.runtime.xla, the ISA cap); with fusion, the first step already differs by
     1 float32 ulp."""
     five = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(5, 10), seed=3, max_steps=HORIZON))
     for a, b in zip(jax.tree.leaves(five), jax.tree.leaves(batch100)):

@@ -13,9 +13,12 @@ import warnings
 import pytest
 
 import mjxgen
-from mjxgen import cli, generate, render, runtime, xla_config
+from mjxgen import cli
+from mjxgen.generate import pipeline
+from mjxgen.render import opengl
+from mjxgen.runtime import gl, process, xla
 from mjxgen.envs import make_env
-from mjxgen.rollout import rollout_batch
+from mjxgen.sim.rollout import rollout_batch
 
 MARK = "--- mjxgen import ---"
 # Variables that configure() would set: unset in the child, so an import that configured would show.
@@ -45,21 +48,22 @@ def test_import_after_jax_and_mjx_changes_no_env_and_prints_nothing():
     # Nothing else on stderr either: one line, three '|'-separated fields (XLA_FLAGS itself holds spaces).
     flags, gl, context = r.stderr.split(MARK, 1)[1].strip().split("|")
     # configure() did what import no longer does, and the renderer sees the GL choice made after `import mujoco`.
-    assert (xla_config.FUSION_FLAG in flags) is xla_config.needs_fusion_flag(xla_config.jaxlib_version())
-    assert (xla_config.DETERMINISTIC_FLAG in flags) is xla_config.wants_deterministic_flag(
-        xla_config.jaxlib_version(), platform.machine(), os.environ)
+    assert (xla.FUSION_FLAG in flags) is xla.needs_fusion_flag(xla.jaxlib_version())
+    assert (xla.DETERMINISTIC_FLAG in flags) is xla.wants_deterministic_flag(
+        xla.jaxlib_version(), platform.machine(), os.environ)
     if ctypes.util.find_library("EGL"):
         assert (gl, context) == ("egl", "mujoco.egl")
 
 
 def test_import_alone_hides_only_the_warp_lines():
-    r = _python("import mjxgen\nimport mujoco.mjx\nprint('done')")
+    """mjxgen's first import of MJX (mjxgen.envs) hides MJX's "Failed to import warp" lines, and only those."""
+    r = _python("import mjxgen.envs\nimport mujoco.mjx\nprint('done')")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout == "done\n"
 
 
 def test_warp_prints_hidden_passes_other_lines(capsys):
-    with runtime.warp_prints_hidden():
+    with process.warp_prints_hidden():
         print("Failed to import warp: No module named 'warp'")
         print("something else")
         print("Failed to import mujoco_warp: No module named 'warp'")
@@ -69,28 +73,28 @@ def test_warp_prints_hidden_passes_other_lines(capsys):
 @pytest.fixture
 def fresh(monkeypatch):
     """configure() as in a new process: not yet run, no XLA_FLAGS, JAX's backend not yet created."""
-    monkeypatch.setattr(runtime, "_configured", False)
-    monkeypatch.setattr(xla_config, "_backend_initialized", lambda: False)
+    monkeypatch.setattr(process, "_configured", False)
+    monkeypatch.setattr(xla, "_backend_initialized", lambda: False)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    monkeypatch.setattr(render, "configure_gl", lambda: None)
+    monkeypatch.setattr(gl, "configure_gl", lambda: None)
     return monkeypatch
 
 
 @pytest.mark.parametrize("version, flagged", [((0, 7, 0), True), ((0, 9, 2), True), ((0, 10, 2), True),
                                               ((0, 6, 2), False), ((0, 12, 0), False)])
 def test_configure_sets_the_flag_only_where_needed(fresh, version, flagged):
-    fresh.setattr(xla_config, "jaxlib_version", lambda: version)
+    fresh.setattr(xla, "jaxlib_version", lambda: version)
     fresh.setenv("MJXGEN_DETERMINISTIC", "0")  # only the fusion flag here (the ISA cap: test_xla_config.py)
     mjxgen.configure()
-    assert (os.environ.get("XLA_FLAGS") == xla_config.FUSION_FLAG) is flagged
+    assert (os.environ.get("XLA_FLAGS") == xla.FUSION_FLAG) is flagged
     assert flagged or "XLA_FLAGS" not in os.environ  # a newer XLA aborts on the unknown flag
     mjxgen.configure()  # idempotent
     assert os.environ.get("XLA_FLAGS", "").count("fusion_emitters") == int(flagged)
 
 
 def test_configure_too_late_warns_once(fresh):
-    fresh.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
-    fresh.setattr(xla_config, "_backend_initialized", lambda: True)
+    fresh.setattr(xla, "jaxlib_version", lambda: (0, 9, 2))
+    fresh.setattr(xla, "_backend_initialized", lambda: True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):
@@ -114,11 +118,11 @@ def headless(monkeypatch):
 def test_gl_choice_headless(headless, libraries, choice):
     _, present, reloaded = headless
     present |= libraries
-    assert render.configure_gl() == choice
+    assert gl.configure_gl() == choice
     assert os.environ.get("MUJOCO_GL") == choice and os.environ.get("PYOPENGL_PLATFORM") == choice
     # mujoco is imported (it read MUJOCO_GL then): its GL context module is reloaded, once.
     assert reloaded == (["mujoco.rendering.classic.gl_context"] if choice else [])
-    render.configure_gl()
+    gl.configure_gl()
     assert len(reloaded) == (1 if choice else 0)
 
 
@@ -126,10 +130,10 @@ def test_gl_choice_respects_the_user_and_a_display(headless):
     monkeypatch, present, reloaded = headless
     present |= {"EGL", "OSMesa"}
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
-    assert render.configure_gl() == "osmesa" and os.environ["MUJOCO_GL"] == "osmesa"
+    assert gl.configure_gl() == "osmesa" and os.environ["MUJOCO_GL"] == "osmesa"
     monkeypatch.delenv("MUJOCO_GL")
     monkeypatch.setenv("DISPLAY", ":0")
-    assert render.configure_gl() is None and "MUJOCO_GL" not in os.environ
+    assert gl.configure_gl() is None and "MUJOCO_GL" not in os.environ
     assert reloaded == []
 
 
@@ -144,11 +148,11 @@ def _raise_stop(*args, **kwargs):
 ENTRY_POINTS = {
     "mjxgen datagen": lambda env: cli.main(["datagen", "--n-episodes", "0"]),
     "python -m mjxgen.reach": lambda env: cli.task_main("reach", ["--batch", "0"]),
-    "python -m mjxgen.pusht": lambda env: importlib.import_module("mjxgen.pusht.generate").main(["--num-samples", "0"]),
+    "python -m mjxgen.pusht": lambda env: importlib.import_module("mjxgen.cli.pusht").main(["--num-samples", "0"]),
     "generate_dataset": lambda env: mjxgen.generate_dataset("reach", 1, "unused.h5", progress=False),
     "make_env": lambda env: make_env("no_such_env"),
     "rollout_batch": lambda env: rollout_batch(env, "no_such_policy", [0]),
-    "EpisodeRenderer": lambda env: render.EpisodeRenderer("<not xml", 8, 8),
+    "EpisodeRenderer": lambda env: opengl.EpisodeRenderer("<not xml", 8, 8),
 }
 
 
@@ -156,10 +160,10 @@ ENTRY_POINTS = {
 def test_entry_points_configure_first(entry, reach_env, monkeypatch):
     """Each entry point applies the settings before anything else (here: before it fails on bad input)."""
     calls = []
-    monkeypatch.setattr(runtime, "_configured", False)
-    monkeypatch.setattr(xla_config, "configure", lambda: calls.append("xla"))
-    monkeypatch.setattr(render, "configure_gl", lambda: calls.append("gl"))
-    monkeypatch.setattr(generate, "make_env", _raise_stop)  # generate_dataset stops after configuring
+    monkeypatch.setattr(process, "_configured", False)
+    monkeypatch.setattr(xla, "configure", lambda: calls.append("xla"))
+    monkeypatch.setattr(gl, "configure_gl", lambda: calls.append("gl"))
+    monkeypatch.setattr(pipeline, "make_env", _raise_stop)  # generate_dataset stops after configuring
     with pytest.raises((SystemExit, ValueError, Stop)):
         ENTRY_POINTS[entry](reach_env)
     assert calls == (["gl"] if entry == "EpisodeRenderer" else ["xla", "gl"])
@@ -167,7 +171,7 @@ def test_entry_points_configure_first(entry, reach_env, monkeypatch):
 
 # --- the persistent compile cache ------------------------------------------------------------------------------
 def test_compile_cache_directory_choice(monkeypatch, tmp_path):
-    from mjxgen import compile_cache
+    from mjxgen.runtime import compile_cache
 
     monkeypatch.delenv("MJXGEN_COMPILE_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -225,12 +229,12 @@ def test_compile_cache_is_on_by_default_and_off_writes_nothing(tmp_path):
 @pytest.mark.parametrize("argv, expected", [([], None), (["--no-compile-cache"], False),
                                             (["--compile-cache", "/some/dir"], "/some/dir")])
 def test_cli_cache_flags_reach_configure(argv, expected, monkeypatch):
-    from mjxgen import compile_cache
+    from mjxgen.runtime import compile_cache
 
     calls = []
-    monkeypatch.setattr(runtime, "_configured", False)
-    monkeypatch.setattr(xla_config, "configure", lambda: None)
-    monkeypatch.setattr(render, "configure_gl", lambda: None)
+    monkeypatch.setattr(process, "_configured", False)
+    monkeypatch.setattr(xla, "configure", lambda: None)
+    monkeypatch.setattr(gl, "configure_gl", lambda: None)
     monkeypatch.setattr(compile_cache, "enable", calls.append)
     cli.configure_from(["--batch", "4", *argv])
     assert calls == [expected]

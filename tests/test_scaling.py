@@ -8,7 +8,6 @@ alone, randomized: its contact steps are where a partitioned program differs in 
 compiles its own program, so a second case would cost two more compiles for what this one shows.
 """
 
-import os
 import re
 import signal
 import socket
@@ -25,11 +24,11 @@ import pytest
 from support import (DURABLE_BATCH, DURABLE_HORIZON, PP_BATCH, PP_HORIZON, assert_same_episodes,
                       assert_same_pusht_files, episodes_of, subprocess_env)
 from mjxgen.kernels.randomize import RandomizationConfig
-from mjxgen import shards
-from mjxgen.config import GenerationConfig
-from mjxgen.distributed import DistributedConfig
-from mjxgen.generate import run_generation
-from mjxgen.rollout import rollout_batch
+from mjxgen.data import shards
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.runtime.distributed import DistributedConfig
+from mjxgen.generate.pipeline import run_generation
+from mjxgen.sim.rollout import rollout_batch
 
 CASES = {  # name: (env, policy, n episodes, horizon, seed, randomized)
     "pick_place": ("pick_place", "scripted", PP_BATCH, PP_HORIZON, 3, True),
@@ -210,7 +209,7 @@ def test_distributed_arguments_are_checked():
 
 _PUSHT_PROCESS = """
 import sys
-from mjxgen.distributed import DistributedConfig
+from mjxgen.runtime.distributed import DistributedConfig
 from mjxgen.pusht.generate import generate
 
 if __name__ == "__main__":  # the env workers are spawned, and import this module

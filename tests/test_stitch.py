@@ -1,12 +1,12 @@
-"""The streaming rollout's host side (mjxgen.stitch): steps of many slots and segments become whole episodes, handed
+"""The streaming rollout's host side (mjxgen.generate.stitch): steps of many slots and segments become whole episodes, handed
 out in contiguous blocks of ids however out of order the episodes end. Synthetic segments: no JAX program."""
 
 import numpy as np
 import pytest
 
-from mjxgen.episode import Transition
-from mjxgen.stream import Segment
-from mjxgen.stitch import Stitcher
+from mjxgen.sim.episode import Transition
+from mjxgen.sim.stream import Segment
+from mjxgen.generate.stitch import Stitcher
 
 
 def _segment(rows):

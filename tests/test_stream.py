@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from support import BATCH, DURABLE_BATCH, DURABLE_HORIZON, HORIZON, PP_BATCH, PP_HORIZON, SEED_N, SEED_T
-from mjxgen import shards, stitch, stream
-from mjxgen.config import GenerationConfig
-from mjxgen.generate import run_generation
-from mjxgen.render import RenderError, EpisodeRenderer
-from mjxgen.rollout import SEGMENT_STEPS
+from mjxgen.data import shards
+from mjxgen.generate import stitch
+from mjxgen.sim import stream
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.generate.pipeline import run_generation
+from mjxgen.render.opengl import RenderError, EpisodeRenderer
+from mjxgen.sim.rollout import SEGMENT_STEPS
 from mjxgen.envs import make_env
 
 
@@ -149,7 +151,7 @@ def test_an_id_subsequence_runs_exactly_its_episodes(scripted_file, reach_env):
 
 
 def test_the_segment_program_compiles_once_per_shape(scripted_file):
-    from mjxgen.rollout import TRACE_COUNT
+    from mjxgen.sim.rollout import TRACE_COUNT
 
     assert TRACE_COUNT[("reach", "scripted", HORIZON, BATCH, SEGMENT_STEPS)] == 1
 
@@ -157,11 +159,11 @@ def test_the_segment_program_compiles_once_per_shape(scripted_file):
 def test_a_second_run_traces_no_reset(tmp_path, scripted_file, monkeypatch):
     """generate_dataset asks whether the policy records anything per episode; tracing a reset for that took
     1.5-3 s in every call (it dominated a GPU run's end to end), so it is answered once per env and policy."""
-    from mjxgen import values
+    from mjxgen.sim import per_episode
 
     traced = []
-    real = values.start_episode
-    monkeypatch.setattr(values, "start_episode", lambda *a, **k: traced.append(1) or real(*a, **k))
+    real = per_episode.start_episode
+    monkeypatch.setattr(per_episode, "start_episode", lambda *a, **k: traced.append(1) or real(*a, **k))
     cfg = GenerationConfig(env_name="reach", n_episodes=BATCH, output_path=tmp_path / "again.h5",
                            policy_type="scripted", max_steps=HORIZON, seed=3, batch_size=BATCH, progress=False)
     run_generation(cfg)  # the env and policy of scripted_file: answered already
@@ -185,7 +187,7 @@ def test_the_generator_and_rollout_batch_share_one_compiled_program(scripted_fil
     """The generator (scripted_file) and rollout_batch at one shape run one XLA executable: their arguments are
     placed alike (stream.program_args). With the generator's arguments left uncommitted, JAX compiled the
     shape a second time for rollout_batch (jit's cache then holds 2 executables)."""
-    from mjxgen.rollout import rollout_batch
+    from mjxgen.sim.rollout import rollout_batch
 
     jax.block_until_ready(rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=7, max_steps=HORIZON))
     fn = stream.compiled_segment(reach_env, "scripted", HORIZON, SEGMENT_STEPS)

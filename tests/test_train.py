@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 
 from support import BATCH
-from mjxgen import checkpoint as ckpt
-from mjxgen import cli, models, rollout, training
-from mjxgen.dataset import TrajectoryDataset
-from mjxgen.evaluate import NetworkPolicy, evaluate, load_policy
-from mjxgen.models import BCModel, ModelRegistry
-from mjxgen.training import BatchLoader, TrainConfig, Trainer, flat_batch
+from mjxgen.learn import checkpoints as ckpt
+from mjxgen import cli
+from mjxgen.learn import models, training
+from mjxgen.sim import rollout
+from mjxgen.data.dataset import TrajectoryDataset
+from mjxgen.learn.evaluate import NetworkPolicy, evaluate, load_policy
+from mjxgen.learn.models import BCModel, ModelRegistry
+from mjxgen.learn.training import BatchLoader, TrainConfig, Trainer, flat_batch
 
 MODEL = ModelRegistry.create("bc", state_dim=20, action_dim=4)
 LR = 1e-3  # learns reach in a few hundred steps (the CLI default, seed 000's 1e-4, needs thousands)

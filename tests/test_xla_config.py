@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from mjxgen import xla_config
+from mjxgen.runtime import xla
 
 
 @pytest.mark.parametrize(
@@ -13,16 +13,16 @@ from mjxgen import xla_config
      ((0, 10, 2), True, True), ((0, 12, 0), False, False), ((), False, False)],
 )
 def test_flags_follow_the_jaxlib_version(version, fusion, deadlock):
-    assert xla_config.needs_fusion_flag(version) is fusion
-    assert xla_config.has_lapack_split_deadlock(version) is deadlock
+    assert xla.needs_fusion_flag(version) is fusion
+    assert xla.has_lapack_split_deadlock(version) is deadlock
 
 
 @pytest.fixture
 def x86(monkeypatch):
     """A jaxlib-0.9.2 process on an x86-64 CPU, before JAX's backend exists, with the default settings."""
-    monkeypatch.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
-    monkeypatch.setattr(xla_config, "_backend_initialized", lambda: False)
-    monkeypatch.setattr(xla_config.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(xla, "jaxlib_version", lambda: (0, 9, 2))
+    monkeypatch.setattr(xla, "_backend_initialized", lambda: False)
+    monkeypatch.setattr(xla.platform, "machine", lambda: "x86_64")
     monkeypatch.delenv("MJXGEN_DETERMINISTIC", raising=False)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     return monkeypatch
@@ -30,17 +30,17 @@ def x86(monkeypatch):
 
 def test_configure_appends_to_user_flags(x86):
     x86.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    xla_config.configure()
-    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_config.FUSION_FLAG} {xla_config.DETERMINISTIC_FLAG}"
-    xla_config.configure()  # idempotent
+    xla.configure()
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla.FUSION_FLAG} {xla.DETERMINISTIC_FLAG}"
+    xla.configure()  # idempotent
     assert os.environ["XLA_FLAGS"].count("fusion_emitters") == 1 and os.environ["XLA_FLAGS"].count("max_isa") == 1
 
 
 def test_configure_leaves_new_jaxlib_alone(x86):
     # The fusion flag aborts the process on jaxlib versions that don't know it; the ISA cap is known there.
-    x86.setattr(xla_config, "jaxlib_version", lambda: (0, 12, 0))
-    xla_config.configure()
-    assert os.environ["XLA_FLAGS"] == xla_config.DETERMINISTIC_FLAG
+    x86.setattr(xla, "jaxlib_version", lambda: (0, 12, 0))
+    xla.configure()
+    assert os.environ["XLA_FLAGS"] == xla.DETERMINISTIC_FLAG
 
 
 @pytest.mark.parametrize("machine, opt_out, user, expected", [
@@ -51,27 +51,27 @@ def test_configure_leaves_new_jaxlib_alone(x86):
     ("x86_64", None, "--xla_cpu_max_isa=AVX512", False),  # the user's own choice stands
 ])
 def test_the_isa_cap_follows_the_machine_and_the_user(x86, machine, opt_out, user, expected):
-    x86.setattr(xla_config.platform, "machine", lambda: machine)
-    x86.setattr(xla_config, "jaxlib_version", lambda: (0, 12, 0))
+    x86.setattr(xla.platform, "machine", lambda: machine)
+    x86.setattr(xla, "jaxlib_version", lambda: (0, 12, 0))
     if opt_out is not None:
         x86.setenv("MJXGEN_DETERMINISTIC", opt_out)
     if user:
         x86.setenv("XLA_FLAGS", user)
-    xla_config.configure()
-    assert os.environ.get("XLA_FLAGS", "").split().count(xla_config.DETERMINISTIC_FLAG) == int(expected)
+    xla.configure()
+    assert os.environ.get("XLA_FLAGS", "").split().count(xla.DETERMINISTIC_FLAG) == int(expected)
 
 
 def test_configure_warns_when_too_late(monkeypatch):
-    monkeypatch.setattr(xla_config, "jaxlib_version", lambda: (0, 9, 2))
-    monkeypatch.setattr(xla_config, "_backend_initialized", lambda: True)
+    monkeypatch.setattr(xla, "jaxlib_version", lambda: (0, 9, 2))
+    monkeypatch.setattr(xla, "_backend_initialized", lambda: True)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     with pytest.warns(UserWarning, match=r"Call mjxgen.configure\(\) before any JAX computation"):
-        xla_config.configure()
+        xla.configure()
 
 
 def test_cpu_safe_batch_stays_under_the_lapack_split():
     # Measured: the 7-dof arm hangs at B=1756 on jaxlib 0.10; a 27-dof model at B>=31.
-    assert xla_config.cpu_safe_batch(7) < 1756
-    assert xla_config.cpu_safe_batch(27) < 31
+    assert xla.cpu_safe_batch(7) < 1756
+    assert xla.cpu_safe_batch(27) < 31
     for nv in (7, 9, 27):
-        assert xla_config.cpu_safe_batch(nv) * nv**3 / 3 < 200_000
+        assert xla.cpu_safe_batch(nv) * nv**3 / 3 < 200_000

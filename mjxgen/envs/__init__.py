@@ -12,9 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import mujoco
 
-from mjxgen import runtime
+from mjxgen.runtime import process
 
-with runtime.warp_prints_hidden():  # mjxgen's first import of MJX: every module that uses it is in this package
+with process.warp_prints_hidden():  # mjxgen's first import of MJX: every module that uses it is in this package
     from mujoco import mjx
 
 from mjxgen.kernels import policies, randomize  # noqa: E402
@@ -53,6 +53,9 @@ class Env(Protocol):
     def observe(self, state: Any) -> dict[str, jax.Array]:
         """The observations of a state, keyed and ordered as obs_shapes."""
 
+    def draw(self, key: jax.Array, ranges: randomize.RandomizationConfig) -> randomize.Draw:
+        """One episode's domain-randomization draw from its key (ranges: float32 arrays, randomize.OFF for none)."""
+
     def randomize(self, m: mjx.Model, state: Any, draw: randomize.Draw) -> tuple[mjx.Model, Any]:
         """One episode's domain randomization applied: (its model, its start state)."""
 
@@ -89,7 +92,7 @@ def make_env(name: str, config: Any = None) -> Env:
     Cached by (name, config): the same pair gives the same env object, so one compiled rollout per shape,
     and two different configs never share an env. Calls mjxgen.configure() first: the env's arrays are the
     first JAX computation of many programs."""
-    runtime.configure()
+    process.configure()
     cls = env_config_type(name, config)
     return _make_env(name, cls() if config is None else config)
 

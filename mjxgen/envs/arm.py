@@ -20,11 +20,9 @@ import mujoco
 import numpy as np
 from jax import lax
 from mujoco import mjx
-from mujoco.mjx._src import forward as mjx_forward  # _advance: not exported by mjx
-from mujoco.mjx._src import smooth as mjx_smooth  # solve_m: not exported by mjx
 
+from mjxgen.envs.physics import refresh, step
 from mjxgen.kernels import dmp, ik, policies, randomize
-from mjxgen import programs
 
 N_ARM_JOINTS = 7
 ACTION_DIM = 4
@@ -64,7 +62,7 @@ class ArmConfig:
 
 def load_scene(filename: str) -> tuple[mujoco.MjModel, str]:
     """Compile a scene from mjxgen/assets and return the model and its self-contained XML."""
-    path = resources.files("mjxgen") / "assets" / filename
+    path = resources.files("mjxgen.envs") / "assets" / filename
     with resources.as_file(path) as p:
         spec = mujoco.MjSpec.from_file(str(p))
     model = spec.compile()
@@ -113,7 +111,7 @@ class Arm:
         """New actuator targets (nu,) from a 4-D action: one DLS IK step for the arm, the gripper opening.
 
         jacp (3, 7) is the TCP's Jacobian over the arm joints, q (7,) the arm's joint angles and ctrl (nu,)
-        the current targets. `xp` is jax.numpy (MJX) or NumPy (native MuJoCo, mjxgen.native).
+        the current targets. `xp` is jax.numpy (MJX) or NumPy (native MuJoCo, mjxgen.envs.native).
         """
         cfg = self.config
         action = xp.clip(action, -1.0, 1.0)
@@ -139,94 +137,6 @@ class Arm:
         return refresh(m, d)
 
 
-def refresh(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-    """Positions and Jacobian inputs (site_xpos, cdof, subtree_com) computed from the current qpos.
-
-    mjx.step computes kinematics before integrating, so after it they lag qpos by one physics step.
-    """
-    return mjx.com_pos(m, mjx.kinematics(m, d))
-
-
-def step(m: mjx.Model, d: mjx.Data, kinematics_current: bool = False) -> mjx.Data:
-    """mjx.step (JAX implementation, implicitfast integrator) without the work the arm scenes never need.
-
-    The stages of mjx.step in its order, built from MJX's public stage functions, except that:
-    - kinematics and com_pos are skipped when `kinematics_current` (d's positions already match its qpos);
-    - camlight is skipped: cameras and lights are rendered on the host from qpos, never from MJX data;
-    - xfrc_applied is not accumulated: the arm tasks never apply Cartesian forces, and MJX builds a body
-      Jacobian per body for it (about a fifth of a step);
-    - a model without constraint rows (reach) skips the factorization of M and qacc_smooth: implicitfast
-      integrates qfrc_smooth with its own factorization, so d.qacc is left as it was;
-    - implicitfast factorizes M - dt * dqfrc/dqvel with an unrolled Cholesky (`_cholesky`) instead of a
-      batched LAPACK call. The matrix is nv x nv with nv = 9 (reach) or 15 (pick_place).
-    Physics are unchanged: tests/test_rollout.py compares it with native mujoco.mj_step.
-    """
-    if m.opt.integrator != mjx.IntegratorType.IMPLICITFAST:
-        raise NotImplementedError(f"the arm's physics step implements implicitfast only, not {m.opt.integrator}")
-    if not kinematics_current:
-        d = refresh(m, d)
-    d = mjx.tendon(m, d)
-    d = mjx.crb(m, d)
-    d = mjx.tendon_armature(m, d)
-    d = mjx.collision(m, d)
-    d = mjx.make_constraint(m, d)
-    constrained = d._impl.efc_J.shape[0] > 0  # static: the model fixes the number of constraint rows
-    if constrained:
-        d = mjx.factor_m(m, d)
-    d = mjx.transmission(m, d)
-    if m.nsensor:
-        d = mjx.sensor_pos(m, d)
-    d = mjx.fwd_velocity(m, d)
-    if m.nsensor:
-        d = mjx.sensor_vel(m, d)
-    d = mjx.fwd_actuation(m, d)
-    d = d.replace(qfrc_smooth=d.qfrc_passive - d.qfrc_bias + d.qfrc_actuator + d.qfrc_applied)
-    if constrained:
-        d = d.replace(qacc_smooth=mjx_smooth.solve_m(m, d, d.qfrc_smooth))
-        d = mjx.solve(m, d)
-        if m.nsensor:
-            d = mjx.sensor_acc(m, d)
-    return _implicitfast(m, d)
-
-
-def _implicitfast(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-    """mjx.implicit: qacc = (M - dt * dqfrc_smooth/dqvel)^-1 (qfrc_smooth + qfrc_constraint), then advance."""
-    qderiv = mjx.deriv_smooth_vel(m, d)
-    if qderiv is None or mjx.is_sparse(m):
-        return mjx.implicit(m, d)
-    qm = d._impl.M - m.opt.timestep * qderiv
-    qacc = _cho_solve(_cholesky(qm), d.qfrc_smooth + d.qfrc_constraint)
-    return mjx_forward._advance(m, d, d.act_dot, qacc)
-
-
-def _cholesky(a: jax.Array) -> list[list[jax.Array]]:
-    """Lower Cholesky factor of a small SPD matrix (n, n), unrolled: rows of scalars, upper half None.
-
-    Under the rollout's vmap every entry is one vector over the batch, which XLA fuses; a batched LAPACK
-    call (jax.scipy.linalg.cho_factor) factorizes the matrices one by one and transposes them first.
-    """
-    n = a.shape[-1]
-    low = [[None] * n for _ in range(n)]
-    for j in range(n):
-        low[j][j] = jnp.sqrt(a[j, j] - sum((low[j][k] * low[j][k] for k in range(j)), 0.0))
-        inv = 1.0 / low[j][j]
-        for i in range(j + 1, n):
-            low[i][j] = (a[i, j] - sum((low[i][k] * low[j][k] for k in range(j)), 0.0)) * inv
-    return low
-
-
-def _cho_solve(low: list[list[jax.Array]], b: jax.Array) -> jax.Array:
-    """x (n,) with L L^T x = b, for L from _cholesky."""
-    n = len(low)
-    y = [None] * n
-    for i in range(n):
-        y[i] = (b[i] - sum((low[i][k] * y[k] for k in range(i)), 0.0)) / low[i][i]
-    x = [None] * n
-    for i in reversed(range(n)):
-        x[i] = (y[i] - sum((low[k][i] * x[k] for k in range(i + 1, n)), 0.0)) / low[i][i]
-    return jnp.stack(x)
-
-
 class ArmTask:
     """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state.
 
@@ -242,7 +152,7 @@ class ArmTask:
         self.mj_model, self.xml = load_scene(self.scene)
         self.arm = Arm(self.mj_model, config.arm)
         # On this process's first device: MJX's default is jax.devices()[0], which in a multi-process run
-        # (mjxgen.distributed) belongs to process 0. The same for the data (Arm.home_data).
+        # (mjxgen.runtime.distributed) belongs to process 0. The same for the data (Arm.home_data).
         self.mjx_model = mjx.put_model(self.mj_model, device=jax.local_devices()[0])
         self._data0 = self.arm.home_data()
 
@@ -254,20 +164,16 @@ class ArmTask:
     @functools.cached_property
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:
         """Observation key -> shape, in observe's order (the stored order), from observe on a reset state (a
-        trace of reset: kept beside the exported programs, mjxgen.programs, so a later process loads it)."""
+        trace of reset; mjxgen.sim.programs.obs_shapes keeps it on disk for later processes)."""
+        keys = []
 
-        def compute():
-            keys = []
+        def shapes(key):
+            obs = self.observe(self.reset(self.mjx_model, key))
+            keys.extend(obs)  # eval_shape returns dicts with sorted keys: keep observe's order apart
+            return tuple(obs.values())
 
-            def shapes(key):
-                obs = self.observe(self.reset(self.mjx_model, key))
-                keys.extend(obs)  # eval_shape returns dicts with sorted keys: keep observe's order apart
-                return tuple(obs.values())
-
-            out = jax.eval_shape(shapes, jax.random.key(0))
-            return {k: tuple(s.shape) for k, s in zip(keys, out)}
-
-        return programs.stored("obs_shapes", self, compute)
+        out = jax.eval_shape(shapes, jax.random.key(0))
+        return {k: tuple(s.shape) for k, s in zip(keys, out)}
 
     def policy(self, name: str) -> policies.Policy:
         """The named policy (mjxgen.kernels.policies.Policy); a ValueError names the choices."""
@@ -291,6 +197,10 @@ class ArmTask:
     def dmp_goal(self, obs: dict) -> jax.Array:
         """Where the `dmp` policy's DMP ends (before jitter): the task's target point."""
         return obs["target_pos"]
+
+    def draw(self, key: jax.Array, ranges: randomize.RandomizationConfig) -> randomize.Draw:
+        """One episode's randomization draw (`ranges` as float32 arrays; randomize.OFF for none)."""
+        return randomize.sample(key, ranges, jnp.asarray(self.mj_model.light_dir[0]), N_ARM_JOINTS)
 
     def randomize(self, m: mjx.Model, state, draw: randomize.Draw):
         """Apply one episode's domain randomization: (its model, its start state). The model's randomized

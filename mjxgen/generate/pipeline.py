@@ -1,0 +1,185 @@
+"""generate_dataset(): episodes streamed on the device (mjxgen.generate.simulate) -> background HDF5 writer -> stats."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from mjxgen.kernels.randomize import RandomizationConfig
+from mjxgen.runtime import distributed as dist
+from mjxgen.data import files
+from mjxgen.generate import simulate
+from mjxgen.generate.config import GenerationConfig
+from mjxgen.envs import make_env
+from mjxgen.runtime.process import configure
+from mjxgen.sim import programs
+from mjxgen.runtime.signals import saving_what_is_done
+from mjxgen.data.writer import DatasetWriter
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GenerationResult:
+    """Seed 000's stats, plus how the run went."""
+
+    stats: dict  # seed 000's keys, plus invalid_episodes
+    wall_s: float  # the whole run, compile included
+    simulated_steps: int  # control steps simulated by every slot (fixed: padding past episode ends included)
+    useful_steps: int  # control steps inside episodes (this run's; a resumed run's earlier episodes excluded)
+    physics_steps: int  # simulated_steps x substeps
+    batch_size: int  # episodes simulated at once (streaming: slots)
+    n_batches: int  # blocks of episodes handed to the writer (its shards)
+    rollout: str = "stream"  # "stream" or "fixed"
+    frames: int = 0  # camera frames rendered (by the writer thread, while the device simulates)
+    render_s: float = 0.0  # seconds the writer thread spent rendering them
+
+
+def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False) -> DatasetWriter:
+    """The writer of cfg's output, with cfg's settings as the file's config (what --resume must match); join:
+    another process opened the run (mjxgen.runtime.distributed)."""
+    return DatasetWriter(
+        cfg.output_path,
+        env_name=cfg.env_name,
+        policy=cfg.policy_type,
+        seed=cfg.seed,
+        config=cfg.settings() | {"batch_size": batch_size, "env_config": env.config_dict()},
+        model_xml=env.xml,
+        obs_keys=tuple(programs.obs_shapes(env)),
+        compression=cfg.compression,
+        overwrite=cfg.overwrite,
+        resume=cfg.resume,
+        on_invalid=cfg.on_invalid,
+        image_size=cfg.image_size if cfg.camera else None,
+        layout=cfg.layout,
+        dtype=cfg.dtype,
+        join=join,
+    )
+
+
+def run_generation(cfg: GenerationConfig) -> GenerationResult:
+    """Generate the dataset that cfg describes; return the stats together with timing.
+
+    Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
+    cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed) and process 0 writes the
+    file once every process has written its share."""
+    configure()  # the XLA flags, before anything creates JAX's backend
+    dist.initialize(cfg.distributed)  # before JAX's first computation
+    env = make_env(cfg.env_name, cfg.env_config)
+    stream = cfg.rollout == "stream"
+    batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
+    writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
+    blocks = dist.share(-(-cfg.n_episodes // batch_size))
+    ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
+    start = time.perf_counter()
+    shards_before = len(writer.store.shards)
+
+    def saving():
+        return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
+                                   stop=writer.abort)
+
+    def run() -> tuple[int, int]:
+        with saving():
+            steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
+            writer.flush()
+        return steps
+
+    def merge() -> None:
+        with saving():
+            if dist.is_main():  # the others' shards are on disk too: write the file
+                writer.finalize()
+
+    simulated, useful = dist.together(run, "simulating")
+    n_blocks = len(writer.store.shards) - shards_before
+    dist.together(merge, "writing the file")
+    if not dist.is_main():  # process 0 counted every process's episodes; the others read the file's count
+        writer.stats = files.describe(writer.path)[3]
+    return GenerationResult(
+        stats=writer.stats.summary(writer.path),
+        wall_s=time.perf_counter() - start,
+        simulated_steps=simulated,
+        useful_steps=useful,
+        physics_steps=simulated * env.substeps,
+        batch_size=batch_size,
+        n_batches=n_blocks,
+        rollout=cfg.rollout,
+        frames=writer.encoder.frames.frames if writer.encoder.frames else 0,
+        render_s=writer.encoder.frames.render_s if writer.encoder.frames else 0.0,
+    )
+
+
+def generate_dataset(
+    env_name: str = "reach",
+    n_episodes: int = 100,
+    output_path: str | os.PathLike = "data/dataset.h5",
+    policy_type: str = "random",
+    domain_randomization: bool | RandomizationConfig = False,
+    max_steps: int = 200,
+    seed: int = 42,
+    *,
+    batch_size: int = 256,
+    camera: bool = False,
+    image_size: tuple[int, int] = (64, 64),
+    compression: str = "gzip",
+    on_invalid: str = "drop",
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    env_config: Any = None,
+    layout: str = "episodes",
+    dtype: str = "float64",
+    distributed: Any = None,
+) -> dict:
+    """Simulate n_episodes, batch_size at a time, and write them to an HDF5 file (seed 000's layout by default).
+
+    Seed 000's seven parameters may be given by position, in seed 000's order; the rest are keyword-only.
+    Every argument is checked before anything is simulated or written: a wrong type is a TypeError and a
+    wrong value a ValueError, each naming the argument.
+
+    Args:
+      env_name: "reach" or "pick_place".
+      n_episodes: number of episodes to collect.
+      output_path: the HDF5 file to write; parent directories are created. An existing file is refused
+        unless overwrite=True.
+      policy_type: "random" (uniform actions), "scripted" (the task's expert) or "dmp" (a random DMP).
+      domain_randomization: False; True for the default ranges (seed 000's light direction and friction,
+        and more: see the README); or a `mjxgen.kernels.randomize.RandomizationConfig` with your ranges. Each
+        episode's draw is stored under `episode_N/randomization/`.
+      max_steps: the horizon T; an episode ends at its first success.
+      seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
+      batch_size: episodes simulated at once (slots: a slot whose episode ends starts the next one).
+      camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
+      image_size: (H, W) of the camera frames, each in 1..480.
+      compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
+      on_invalid: episodes with NaN or inf (detected on the device): "drop" leaves them out (their ids are in
+        the file's `dropped_episodes`), "flag" writes them with the episode attribute invalid = True.
+      overwrite: replace an existing output file and any unfinished run of it.
+      resume: continue the unfinished run in `<output_path>.partial/` (after Ctrl-C, SIGTERM, SIGKILL or a
+        write error). The settings must match; the result equals an uninterrupted run.
+      progress: show a tqdm progress bar of episodes.
+      env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
+        another success threshold or target box; None for the task's defaults. Stored in the file.
+      layout: "episodes" (seed 000's: a group per episode) or "flat" (every step of every episode concatenated
+        per key, with meta/episode_ends; much faster to write). Both are read by TrajectoryDataset.
+      dtype: the stored float arrays, "float64" (seed 000) or "float32" (half the size; the simulation is
+        float32, so nothing is lost).
+      distributed: None (this process alone); True (one of many processes, as the cluster's environment says:
+        SLURM, ...); or a `mjxgen.runtime.distributed.DistributedConfig(coordinator="HOST:PORT", num_processes=N,
+        process_id=I)`. Each process runs its share of the blocks; process 0 writes the file, which equals
+        the file of a one-process run. Every process returns the stats of the whole file. Not with
+        layout="flat" yet.
+
+    Returns:
+      Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
+      reward), success_rate, output_path, file_size_mb; and invalid_episodes (dropped or flagged).
+      The output file exists only once the run is complete.
+    """
+    cfg = GenerationConfig(
+        env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
+        domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
+        camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
+        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
+        distributed=distributed,
+    )
+    return run_generation(cfg).stats

@@ -1,0 +1,1 @@
+"""Learning from the data: models, minibatches, training, checkpoints and evaluation in simulation."""

@@ -1,0 +1,156 @@
+"""Evaluating a checkpoint in simulation: the trained network as a policy object for rollout_batch, every
+episode in one batched rollout, seed 000's metrics, and the rollouts as a dataset (optional)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mjxgen.kernels.randomize import RandomizationConfig
+from mjxgen.learn import checkpoints as ckpt
+from mjxgen.generate.config import _is_int, _positive_int
+from mjxgen.envs import make_env
+from mjxgen.data.layout import HostBatch
+from mjxgen.learn.models import ModelRegistry
+from mjxgen.sim.rollout import Rollout, rollout_batch
+from mjxgen.data.writer import DatasetWriter
+
+# The default evaluation seed. Training data are usually generated with seed 42 (the CLIs' default); episode i
+# of seed 1 is another episode than episode i of seed 42 (its key is fold_in(key(1), i)), so evaluation runs on
+# episodes the policy has not seen.
+EVAL_SEED = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkPolicy:
+    """A trained network as a rollout_batch policy: act = clip(model.predict(params, flat obs), -1, 1).
+
+    It describes only the architecture and the observation keys, so two checkpoints of one architecture give
+    equal (and equally hashed) policies and share one compiled rollout; the weights and the normalization are
+    `policy_params`."""
+
+    model: Any  # a hashable model from mjxgen.learn.models (BCModel)
+    obs_keys: tuple[str, ...]  # concatenated in this order into the flat observation
+
+    @property
+    def name(self) -> str:  # the rollout's TRACE_COUNT label
+        return self.model.kind
+
+    def init(self, key, obs, params):
+        return ()
+
+    def act(self, state, key, obs, params):
+        x = jnp.concatenate([jnp.ravel(obs[k]) for k in self.obs_keys])
+        return jnp.clip(self.model.predict(params, x), -1.0, 1.0), state
+
+
+def load_policy(path: str | os.PathLike, env) -> tuple[NetworkPolicy, dict, dict]:
+    """(policy, its params, the checkpoint's config) for env; a ValueError (CheckpointError) names the file and
+    the problem: not a checkpoint, another env, observation keys or shapes the env does not have."""
+    config = ckpt.read_config(path)
+    trained_on = config.get("env_name")
+    if trained_on is not None and trained_on != env.name:
+        raise ckpt.CheckpointError(f"{path} was trained on {trained_on}, not {env.name}")
+    keys = tuple(config["obs_keys"])
+    missing = [k for k in keys if k not in env.obs_shapes]
+    if missing:
+        raise ckpt.CheckpointError(f"{path} uses observations {', '.join(missing)} that {env.name} does not have "
+                                   f"({', '.join(env.obs_shapes)})")
+    wrong = [k for k in keys if list(env.obs_shapes[k]) != list(config["obs_shapes"].get(k, []))]
+    if wrong:
+        raise ckpt.CheckpointError(f"{path}: observations {', '.join(wrong)} have other shapes in {env.name}")
+    model = ModelRegistry.from_json(config["model"])
+    if model.state_dim != sum(int(np.prod(env.obs_shapes[k])) for k in keys):
+        raise ckpt.CheckpointError(f"{path}: state_dim {model.state_dim} does not match its observation keys")
+    loaded = ckpt.load(path)
+    net = loaded.tree("net", jax.eval_shape(model.init, jax.random.key(0)))
+    params = {"net": net, "norm": loaded.tree("norm", model.identity_norm())}
+    return NetworkPolicy(model=model, obs_keys=keys), params, config
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalResult:
+    n_episodes: int
+    success_rate: float  # fraction of episodes that reached success
+    mean_length: float  # steps up to the first success, else max_steps
+    mean_reward: float  # mean total episode reward (over each episode's length), as seed 000's stats
+    fresh: bool | None  # no episode (seed, id) is in the training data; None: the checkpoint does not say
+    batch: int  # episodes per compiled call
+    n_calls: int  # calls of the compiled rollout (chunks)
+    wall_s: float  # the rollout, compile included
+    rollout: Rollout  # on the host
+
+
+def evaluate(checkpoint: str | os.PathLike, env_name: str = "reach", n_episodes: int = 100, *,
+             seed: int = EVAL_SEED, max_steps: int = 200, randomize: bool = False, batch: int | None = None,
+             output: str | os.PathLike | None = None, overwrite: bool = False) -> EvalResult:
+    """Roll out a checkpoint's policy on episodes 0 .. n_episodes-1 of `seed` in one rollout_batch call.
+
+    Args:
+      checkpoint: a .npz written by the Trainer (`checkpoints/final.npz`).
+      env_name: the task; it must be the checkpoint's.
+      n_episodes: episodes to run.
+      seed: the episodes' seed (default EVAL_SEED = 1, not the training data's usual 42).
+      max_steps: the horizon T.
+      randomize: domain randomization with the default ranges.
+      batch: episodes per compiled call (rollout_batch's chunk_size); None: all in one call.
+      output: write the rollouts as a dataset (policy "bc") to this HDF5 file.
+      overwrite: replace an existing output file.
+    """
+    n_episodes, max_steps = _positive_int("n_episodes", n_episodes), _positive_int("max_steps", max_steps)
+    if not _is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    batch = n_episodes if batch is None else min(_positive_int("batch", batch), n_episodes)
+    env = make_env(env_name)
+    policy, params, config = load_policy(checkpoint, env)
+    randomization = RandomizationConfig() if randomize else None
+    writer = None if output is None else DatasetWriter(
+        output, env_name=env.name, policy=policy.name, seed=seed, model_xml=env.xml, obs_keys=tuple(env.obs_shapes),
+        overwrite=overwrite, config={"checkpoint": str(checkpoint), "n_episodes": n_episodes, "max_steps": max_steps,
+                                     "domain_randomization": dataclasses.asdict(randomization) if randomize else False,
+                                     "env_config": env.config_dict(), "batch_size": batch})
+    start = time.perf_counter()
+    try:
+        out = rollout_batch(env, policy, np.arange(n_episodes), seed=seed, max_steps=max_steps,
+                            policy_params=params, randomization=randomization, chunk_size=batch)
+        host = jax.device_get(out._replace(trajectory=out.trajectory._replace(qpos=None)))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    wall = time.perf_counter() - start
+    if writer is not None:
+        writer.write_batch(_host_batch(host, randomize))
+        writer.close()
+    steps = np.arange(max_steps) < host.lengths[:, None]
+    return EvalResult(n_episodes=n_episodes, success_rate=float(host.success.mean()),
+                      mean_length=float(host.lengths.mean()),
+                      mean_reward=float(np.where(steps, host.trajectory.rewards, 0.0).sum(axis=1).mean()),
+                      fresh=_fresh(config, seed, n_episodes), batch=batch, n_calls=-(-n_episodes // batch),
+                      wall_s=wall, rollout=host)
+
+
+def _fresh(config: dict, seed: int, n_episodes: int) -> bool | None:
+    """Whether episodes 0 .. n_episodes-1 of seed are outside the checkpoint's training data."""
+    data = config.get("dataset")
+    if not data:
+        return None
+    low, _ = data["episode_index"]
+    return data["seed"] != seed or n_episodes - 1 < low
+
+
+def _host_batch(host: Rollout, randomized: bool) -> HostBatch:
+    """Every episode of a host-side Rollout, as the writer takes them (steps past each length dropped)."""
+    tr = host.trajectory
+    return HostBatch.from_padded(first=int(host.episode_ids.min()), end=int(host.episode_ids.max()) + 1,
+                     episode_ids=host.episode_ids, lengths=host.lengths, success=host.success, valid=host.valid,
+                     observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
+                     policy_record=host.policy_record,
+                     randomization=host.randomization._asdict() if randomized else None,
+                     mocap_pos=host.mocap_pos, qpos=None)

@@ -1,0 +1,1 @@
+"""Camera images of the arm scenes."""

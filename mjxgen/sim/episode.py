@@ -1,0 +1,85 @@
+"""One episode as pure functions of (seed, episode id): its start and its steps. The fixed-horizon rollout
+(mjxgen.sim.rollout) and the streaming one (mjxgen.sim.stream) both run episodes through these, so an episode's data
+depend only on (seed, id).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from mjxgen.kernels import randomize
+
+
+class Transition(NamedTuple):
+    """One control step, as recorded: the observation before the action, and what followed."""
+
+    observations: dict[str, jax.Array]  # key -> (..., *obs_shape)
+    qpos: jax.Array  # (..., nq) the full physics position before the action (for rendering; not stored)
+    actions: jax.Array  # (..., action_dim)
+    rewards: jax.Array  # (...,)
+    successes: jax.Array  # (...,) bool: success reached by this step's action
+
+
+def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:
+    """The key of one episode: fold_in(key(seed), episode_id)."""
+    return jax.random.fold_in(jax.random.key(seed), episode_id)
+
+
+# fold_in(policy_key, INIT_KEY) draws the policy's episode parameters; steps use fold_in(policy_key, t), t < T.
+INIT_KEY = 2**31 - 1
+# fold_in(episode key, RANDOMIZE_KEY) draws the domain randomization, apart from every other stream.
+RANDOMIZE_KEY = 2**31 - 2
+
+
+class EpisodeStart(NamedTuple):
+    """An episode at t = 0: what `start_episode` returns and `step_episode` carries on."""
+
+    model: Any  # mjx.Model: this episode's model (its randomized fields are batched leaves under vmap)
+    state: Any  # the env state after reset and randomization
+    policy_state: Any
+    policy_key: jax.Array  # step t acts with fold_in(policy_key, t)
+    draw: randomize.Draw
+
+
+def start_episode(env, policy, m, seed, episode_id, randomization, params) -> EpisodeStart:
+    """Reset, randomize and initialize the policy for one episode, from (seed, episode_id) alone."""
+    key = episode_key(seed, episode_id)
+    reset_key, policy_key = jax.random.split(key)
+    draw = env.draw(jax.random.fold_in(key, RANDOMIZE_KEY), randomization)
+    state = env.reset(m, reset_key)
+    m, state = env.randomize(m, state, draw)
+    policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state), params)
+    return EpisodeStart(model=m, state=state, policy_state=policy_state, policy_key=policy_key, draw=draw)
+
+
+def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
+    """Step t of an episode: (state, policy_state, the Transition recorded)."""
+    obs = env.observe(state)
+    action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
+    qpos = state.data.qpos
+    state, reward, success = env.step(m, state, action)
+    return state, policy_state, Transition(observations=obs, qpos=qpos, actions=action, rewards=reward,
+                                           successes=success)
+
+
+def record(policy, policy_state) -> dict:
+    """What the policy stores per episode ({} for a policy without `record`)."""
+    rec = getattr(policy, "record", None)
+    return {} if rec is None else rec(policy_state)
+
+
+def resolve_policy(env, policy) -> tuple[Any, str]:
+    """(the policy, its label): a policy name of env, or any hashable object with init/act (and record)."""
+    if isinstance(policy, str):
+        return env.policy(policy), policy
+    if not (callable(getattr(policy, "init", None)) and callable(getattr(policy, "act", None))):
+        raise TypeError(f"policy must be a policy name of {env.name} ({', '.join(env.policy_names)}) or an object "
+                        f"with init(key, obs, params) and act(state, key, obs, params); got {type(policy).__name__}")
+    try:
+        hash(policy)
+    except TypeError:
+        raise TypeError(f"a policy object must be hashable (it keys the compiled rollout): {type(policy).__name__} "
+                        "is not; use a frozen dataclass or a plain object") from None
+    return policy, getattr(policy, "name", type(policy).__name__)
