@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -65,6 +66,29 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
     return config, attrs, n_videos
 
 
+class _Work(NamedTuple):
+    plans: list  # this process's samples not on disk yet (pusht.plan.Plan), in index order
+    tasks: list  # their execute.Task
+    share_total: int  # samples of this process's share, those on disk included
+
+
+def _this_process_work(store, seed: int, num_samples: int, shard_size: int, cfg, video_dir, n_videos: int) -> _Work:
+    """This process's shards (its share of the run), but those on disk already (a resumed run: a suffix of its
+    share): their plans, integrated in batched JAX calls, and execution tasks."""
+    from mjxgen.pusht import execute, plan, writer
+    from mjxgen.runtime import distributed as dist
+
+    span = lambda k: (k * shard_size, min((k + 1) * shard_size, num_samples))  # noqa: E731
+    mine = dist.share(-(-num_samples // shard_size))
+    todo = [k for k in mine if not store.has(*span(k))]
+    first, end = (span(todo[0])[0], span(todo[-1])[1]) if todo else (0, 0)
+    plans = plan.plan(seed, num_samples, cfg, first=first, end=end) if todo else []
+    tasks = [execute.Task(p.index, p.reset_seed, p.actions_pixels(),
+                          str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
+             for p in plans]
+    return _Work(plans, tasks, span(mine[-1])[1] - span(mine[0])[0] if mine else 0)
+
+
 def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_samples: int, bar, cfg) -> None:
     """Run the tasks in worker processes and write their samples in index order, one shard per shard_size."""
     from mjxgen.pusht import execute, plan, writer
@@ -89,6 +113,18 @@ def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_s
         pool.join()
     finally:
         pool.terminate()
+
+
+def _merge(store):
+    """Process 0's last step: the file from every process's shards; returns its stats."""
+    from mjxgen.data import shards
+    from mjxgen.data.layout import SAMPLES
+    from mjxgen.data.stats import RunStats
+
+    store.refresh()  # the other processes' shards too
+    stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
+    store.finalize({"total_steps": stats.steps})
+    return stats
 
 
 def generate(
@@ -121,9 +157,7 @@ def generate(
     from mjxgen.data import files, shards
     from mjxgen.data.layout import SAMPLES
     from mjxgen.runtime.signals import saving_what_is_done
-    from mjxgen.data.stats import RunStats
     from mjxgen.runtime.process import configure
-    from mjxgen.pusht import execute, plan, writer
 
     configure()  # the XLA flags before the planner's first JAX computation
     dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
@@ -138,34 +172,19 @@ def generate(
         return out, shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume or join)
 
     out, store = dist.first_then_others(open_run, "opening the run")
-    # This process's shards, but those on disk already (a resumed run): a suffix of its share.
-    span = lambda k: (k * shard_size, min((k + 1) * shard_size, num_samples))  # noqa: E731
-    mine = dist.share(-(-num_samples // shard_size))
-    todo = [k for k in mine if not store.has(*span(k))]
-    first, end = (span(todo[0])[0], span(todo[-1])[1]) if todo else (0, 0)
-    plans = plan.plan(seed, num_samples, cfg, first=first, end=end) if todo else []
-    tasks = [execute.Task(p.index, p.reset_seed, p.actions_pixels(),
-                          str(Path(video_dir) / writer.video_name(p.index)) if p.index < n_videos else None)
-             for p in plans]
-    share_total = span(mine[-1])[1] - span(mine[0])[0] if mine else 0
+    work = _this_process_work(store, seed, num_samples, shard_size, cfg, video_dir, n_videos)
 
     def saving():
         return saving_what_is_done(lambda: store.done, store.partial, num_samples, "samples")
 
     def run() -> None:
-        with tqdm(total=share_total, initial=share_total - (end - first), desc="trajectories", unit="traj",
-                  disable=not progress) as bar, saving():
-            _execute_and_write(store, plans, tasks, workers, shard_size, num_samples, bar, cfg)
+        with tqdm(total=work.share_total, initial=work.share_total - len(work.plans), desc="trajectories",
+                  unit="traj", disable=not progress) as bar, saving():
+            _execute_and_write(store, work.plans, work.tasks, workers, shard_size, num_samples, bar, cfg)
 
     def merge():
-        """Process 0 writes the file and returns its stats; the others return None."""
         with saving():
-            if dist.is_main():
-                store.refresh()  # the other processes' shards too
-                stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
-                store.finalize({"total_steps": stats.steps})
-                return stats
-        return None
+            return _merge(store) if dist.is_main() else None
 
     dist.together(run, "executing")
     stats = dist.together(merge, "writing the file")

@@ -12,6 +12,7 @@ import shlex
 import sys
 from typing import Any, Callable
 
+from mjxgen import checks
 from mjxgen.envs import ENVS
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.generate.pipeline import run_generation
@@ -29,26 +30,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_in(text: str, low: int, high: int | None, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if value < low or (high is not None and value >= high):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
-    return value
+def _checked(check):
+    """An argparse type: the text as an int, then `check` (mjxgen.checks) on it; its message, one line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = text
+        try:
+            return check("value", value)
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e).replace("value must be", "must be").replace(", got str ", ", got ")) from None
+
+    parse.__name__ = check.__name__  # argparse names the type in its messages
+    return parse
 
 
-def positive_int(text: str) -> int:
-    return _int_in(text, 1, None, "a positive integer")
-
-
-def non_negative_int(text: str) -> int:
-    return _int_in(text, 0, None, "a non-negative integer")
-
-
-def _seed(text: str) -> int:
-    return _int_in(text, 0, 2**32, "an integer in [0, 2**32)")
+positive_int = _checked(checks.positive_int)
+non_negative_int = _checked(checks.non_negative_int)
+_seed = _checked(checks.seed)
+episode_count = _checked(checks.episode_count)
 
 
 def report_failures(run: Callable[[], Any], command: list[str]) -> tuple[int, Any]:
@@ -168,7 +170,7 @@ def task_main(env_name: str, argv: list[str] | None = None) -> int:
     configure_from(argv)
     p = Parser(prog=f"python -m mjxgen.{env_name}", description=f"Generate a {env_name} dataset.")
     p.add_argument("--batch", type=positive_int, default=256, help="episodes simulated per device call (default 256)")
-    p.add_argument("--episodes", type=positive_int, default=None, help="episodes to generate (default: one batch)")
+    p.add_argument("--episodes", type=episode_count, default=None, help="episodes to generate (default: one batch)")
     p.add_argument("--output", default=None, help=f"HDF5 file (default data/{env_name}_<policy>.h5)")
     p.add_argument("--policy", choices=ENVS[env_name].policy_names, default="scripted")
     _add_common(p)
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "`mjxgen pusht --help`)")
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
-    d.add_argument("--n-episodes", type=positive_int, default=100, help="episodes to generate (default 100)")
+    d.add_argument("--n-episodes", type=episode_count, default=100, help="episodes to generate (default 100)")
     d.add_argument("--output", default="data/dataset.h5", help="HDF5 file (default data/dataset.h5)")
     d.add_argument("--policy", default="random", help="random, scripted or dmp (default random)")
     d.add_argument("--batch-size", type=positive_int, default=256, help="episodes per device call (default 256)")

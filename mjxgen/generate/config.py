@@ -7,8 +7,7 @@ import functools
 import os
 from typing import Any
 
-import numpy as np
-
+from mjxgen import checks
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.runtime.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
@@ -19,30 +18,6 @@ from mjxgen.data.writer import COMPRESSIONS, ON_INVALID
 _RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "rollout", "distributed")
 # How the generator simulates: "stream" (auto-reset slots, no padding) or "fixed" (rollout_batch's horizon).
 ROLLOUTS = ("stream", "fixed")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
-def _positive_int(name: str, value) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _choice(name: str, value, choices) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}, got {type(value).__name__} {value!r}")
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,13 +53,10 @@ class GenerationConfig:
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
         env_cls = env_class(self.env_name)  # a TypeError or ValueError naming env_name
-        for name in ("n_episodes", "max_steps", "batch_size"):
-            set_(name, _positive_int(name, getattr(self, name)))
-        if not _is_int(self.seed):
-            raise TypeError(f"seed must be an integer in [0, 2**32), got {type(self.seed).__name__} {self.seed!r}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        set_("seed", int(self.seed))
+        set_("n_episodes", checks.episode_count("n_episodes", self.n_episodes))
+        for name in ("max_steps", "batch_size"):
+            set_(name, checks.positive_int(name, getattr(self, name)))
+        set_("seed", checks.seed("seed", self.seed))
         if not isinstance(self.output_path, (str, os.PathLike)):
             raise TypeError(f"output_path must be a str or os.PathLike, got {type(self.output_path).__name__}")
         set_("output_path", os.fspath(self.output_path))
@@ -94,23 +66,20 @@ class GenerationConfig:
             raise ValueError(f"unknown policy {self.policy_type!r} for {self.env_name}; "
                              f"choose one of {', '.join(env_cls.policy_names)}")
         dr = self.domain_randomization
-        if _is_bool(dr):
+        if checks.is_bool(dr):
             set_("domain_randomization", RandomizationConfig() if dr else False)
         elif not isinstance(dr, RandomizationConfig):
             raise TypeError("domain_randomization must be False, True or a RandomizationConfig, "
                             f"got {type(dr).__name__} {dr!r}")
         for name in ("camera", "overwrite", "resume", "progress"):
-            if not _is_bool(getattr(self, name)):
-                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
-                                f"{getattr(self, name)!r}")
-            set_(name, bool(getattr(self, name)))
-        _choice("compression", self.compression, COMPRESSIONS)
-        _choice("on_invalid", self.on_invalid, ON_INVALID)
-        _choice("layout", self.layout, tuple(ARM_LAYOUTS))
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("rollout", self.rollout, ROLLOUTS)
+            set_(name, checks.boolean(name, getattr(self, name)))
+        checks.choice("compression", self.compression, COMPRESSIONS)
+        checks.choice("on_invalid", self.on_invalid, ON_INVALID)
+        checks.choice("layout", self.layout, tuple(ARM_LAYOUTS))
+        checks.choice("dtype", self.dtype, DTYPES)
+        checks.choice("rollout", self.rollout, ROLLOUTS)
         size = self.image_size
-        if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_int(v) for v in size)):
+        if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(checks.is_int(v) for v in size)):
             raise TypeError(f"image_size must be two integers (H, W), got {size!r}")
         if not all(0 < v <= 480 for v in size):
             raise ValueError(f"image_size must be two integers (H, W) in 1..480, got {tuple(size)!r}")

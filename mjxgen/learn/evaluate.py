@@ -14,7 +14,7 @@ import numpy as np
 
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.learn import checkpoints as ckpt
-from mjxgen.generate.config import _is_int, _positive_int
+from mjxgen import checks
 from mjxgen.envs import make_env
 from mjxgen.data.layout import HostBatch
 from mjxgen.learn.models import ModelRegistry
@@ -103,10 +103,9 @@ def evaluate(checkpoint: str | os.PathLike, env_name: str = "reach", n_episodes:
       output: write the rollouts as a dataset (policy "bc") to this HDF5 file.
       overwrite: replace an existing output file.
     """
-    n_episodes, max_steps = _positive_int("n_episodes", n_episodes), _positive_int("max_steps", max_steps)
-    if not _is_int(seed) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    batch = n_episodes if batch is None else min(_positive_int("batch", batch), n_episodes)
+    n_episodes = checks.episode_count("n_episodes", n_episodes)
+    max_steps, seed = checks.positive_int("max_steps", max_steps), checks.seed("seed", seed)
+    batch = n_episodes if batch is None else min(checks.positive_int("batch", batch), n_episodes)
     env = make_env(env_name)
     policy, params, config = load_policy(checkpoint, env)
     randomization = RandomizationConfig() if randomize else None

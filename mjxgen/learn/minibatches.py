@@ -8,7 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mjxgen.generate.config import _positive_int
+from mjxgen import checks
 from mjxgen.data.dataset import TrajectoryDataset
 
 
@@ -19,7 +19,7 @@ class BatchLoader:
     iterating gives one epoch after another."""
 
     def __init__(self, dataset: TrajectoryDataset, batch_size: int = 64, seed: int = 0):
-        self.dataset, self.batch_size, self.seed = dataset, _positive_int("batch_size", batch_size), int(seed)
+        self.dataset, self.batch_size, self.seed = dataset, checks.positive_int("batch_size", batch_size), checks.seed("seed", seed)
         self.obs = {k: np.asarray(v, np.float32) for k, v in dataset.observations.items()}
         self.actions = np.asarray(dataset.actions, np.float32)
         self.steps_per_epoch = len(self.actions) // self.batch_size

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen.learn import models
 from mjxgen.learn.minibatches import BatchLoader, flat_batch  # noqa: F401 (BatchLoader: part of this module's API)
-from mjxgen.generate.config import _is_bool, _positive_int, _is_int
+from mjxgen import checks
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.data.layout import IMAGE
 from mjxgen.runtime.versions import package_versions
@@ -55,17 +55,13 @@ class TrainConfig:
     progress: bool = True  # show a tqdm bar with the loss
 
     def __post_init__(self):
-        object.__setattr__(self, "max_steps", _positive_int("max_steps", self.max_steps))
-        object.__setattr__(self, "log_every", _positive_int("log_every", self.log_every))
-        if not _is_int(self.checkpoint_every) or self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
-        if _is_bool(self.lr) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        object.__setattr__(self, "max_steps", checks.positive_int("max_steps", self.max_steps))
+        object.__setattr__(self, "log_every", checks.positive_int("log_every", self.log_every))
+        object.__setattr__(self, "checkpoint_every", checks.non_negative_int("checkpoint_every", self.checkpoint_every))
+        object.__setattr__(self, "lr", checks.positive_float("lr", self.lr))
+        object.__setattr__(self, "seed", checks.seed("seed", self.seed))
         for name in ("resume", "overwrite", "progress"):
-            if not _is_bool(getattr(self, name)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
         object.__setattr__(self, "output_dir", str(self.output_dir))

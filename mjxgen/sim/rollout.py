@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mjxgen import checks
 from mjxgen.kernels import randomize
 from mjxgen.runtime import process, xla
 from mjxgen.sim import stream, per_episode
@@ -97,13 +98,8 @@ def rollout_batch(
     if isinstance(env, str):
         env = make_env(env)
     resolve_policy(env, policy)  # a ValueError or TypeError for a bad policy, before anything is traced
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    ids = np.asarray(episode_ids)
-    if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
-        raise ValueError("episode_ids must be a non-empty 1-D array of non-negative integers")
+    max_steps, seed = checks.positive_int("max_steps", max_steps), checks.seed("seed", seed)
+    ids = checks.episode_ids("episode_ids", episode_ids)
     devices = tuple(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device")
