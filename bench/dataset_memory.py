@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mjxgen.render import opengl
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.runtime.versions import package_versions
 from mjxgen.data.writer import DatasetWriter
 

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from mjxgen import make_env  # noqa: E402
 from mjxgen.sim import stream
-from mjxgen.data.layout import HostBatch  # noqa: E402
+from mjxgen.data.hostbatch import HostBatch  # noqa: E402
 from mjxgen.sim.rollout import SEGMENT_STEPS  # noqa: E402
 from mjxgen.generate.stitch import Stitcher  # noqa: E402
 from mjxgen.data.writer import COMPRESSIONS, DatasetWriter  # noqa: E402

@@ -37,7 +37,7 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
     import dataclasses
     import json
 
-    from mjxgen.data.layout import SAMPLES
+    from mjxgen.data.formats.samples import SAMPLES
     from mjxgen.pusht import execute, plan
 
     video_limit = min(video_samples, MAX_VIDEOS) if video_dir else 0  # the reference's attribute
@@ -56,7 +56,7 @@ def _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg) -> t
         "env": {"env_id": execute.ENV_ID, "env_kwargs": execute.ENV_KWARGS, "control_hz": execute.CONTROL_HZ,
                 "max_episode_steps": 300},
     }
-    attrs = {"format": SAMPLES.format, "format_version": SAMPLES.version, "complete": False, "seed": seed,
+    attrs = {"format": SAMPLES.attr, "format_version": SAMPLES.version, "complete": False, "seed": seed,
              "num_samples": num_samples, "scale_forcing": cfg.scale_forcing,
              "scale_forcing_by_goal_delta": cfg.scale_forcing, "dmp_dt_substeps": cfg.substeps,
              "video_limit": video_limit, "config": json.dumps(config, sort_keys=True),
@@ -117,13 +117,12 @@ def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_s
 
 def _merge(store):
     """Process 0's last step: the file from every process's shards; returns its stats."""
-    from mjxgen.data import shards
-    from mjxgen.data.layout import SAMPLES
+    from mjxgen.data.formats.samples import SAMPLES
     from mjxgen.data.stats import RunStats
 
     store.refresh()  # the other processes' shards too
-    stats = RunStats.of_groups(SAMPLES, (g for _, g in shards.iter_groups(store.partial)))
-    store.finalize({"total_steps": stats.steps})
+    stats = RunStats.of_files(SAMPLES, store.shard_paths())
+    store.finalize({"total_steps": stats.steps}, SAMPLES.merge)
     return stats
 
 
@@ -155,7 +154,7 @@ def generate(
     from mjxgen.kernels import dmp
     from mjxgen.runtime import distributed as dist
     from mjxgen.data import files, shards
-    from mjxgen.data.layout import SAMPLES
+    from mjxgen.data.formats.samples import SAMPLES
     from mjxgen.runtime.signals import saving_what_is_done
     from mjxgen.runtime.process import configure
 
@@ -169,7 +168,7 @@ def generate(
 
     def open_run(join: bool) -> tuple:
         out = shards.check_output_path(output_h5, overwrite and not join, resume or join)
-        return out, shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume or join)
+        return out, shards.ShardStore.open(out, SAMPLES.attr, config, attrs, resume or join)
 
     out, store = dist.first_then_others(open_run, "opening the run")
     work = _this_process_work(store, seed, num_samples, shard_size, cfg, video_dir, n_videos)

@@ -24,7 +24,7 @@
 W = planned_steps, n = executed_steps <= W: the episode ends early when the T is placed (terminated).
 File attributes: seed 003's num_samples, seed, scale_forcing_by_goal_delta, dmp_dt_substeps, video_limit,
 [video_directory]; ours: format, format_version, complete, scale_forcing, config (JSON), versions (JSON, with
-gym-pusht and pymunk), total_steps. The names are mjxgen.data.layout's (SAMPLES, SAMPLE_ARRAYS, SAMPLE_JSON).
+gym-pusht and pymunk), total_steps. The storage is mjxgen.data.formats.samples'.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import json
 import h5py
 import numpy as np
 
-from mjxgen.data.layout import SAMPLE_ARRAYS, SAMPLE_DTYPE, SAMPLE_JSON, SAMPLES
+from mjxgen.data.formats import samples
 from mjxgen.pusht.execute import CONTROL_DT, INFO_KEYS, Executed, json_dumps
 from mjxgen.pusht.plan import Plan
 
@@ -44,16 +44,10 @@ def video_name(index: int) -> str:
 
 
 def write_sample(f: h5py.File, plan: Plan, ex: Executed, dmp_dt: float, alpha_s: float) -> None:
-    """Write one sample's group (seed 003's fields) into an open file."""
+    """Write one sample's group (seed 003's fields) into an open file (mjxgen.data.formats.samples)."""
     assert plan.index == ex.index
-    g = f.create_group(SAMPLES.group_name(plan.index))
-    g.attrs.update(_attrs(plan, ex, dmp_dt, alpha_s))
-    arrays = _arrays(plan, ex, alpha_s)
-    for name in SAMPLE_ARRAYS:
-        g.create_dataset(name, data=np.asarray(arrays[name], SAMPLE_DTYPE))
-    blobs = _json(ex)
-    for name in SAMPLE_JSON:
-        g.create_dataset(name, data=json_dumps(blobs[name]), dtype=h5py.string_dtype("utf-8"))
+    blobs = {name: json_dumps(value) for name, value in _json(ex).items()}
+    samples.write_sample(f, plan.index, _attrs(plan, ex, dmp_dt, alpha_s), _arrays(plan, ex, alpha_s), blobs)
 
 
 def _attrs(plan: Plan, ex: Executed, dmp_dt: float, alpha_s: float) -> dict:

@@ -4,6 +4,7 @@ the installed package."""
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import jax.numpy as jnp
@@ -50,10 +51,26 @@ def subprocess_env(tmp_path_factory) -> dict:
     return env
 
 
+def _natural(name: str):
+    head, _, number = name.rpartition("_")
+    return (head, int(number)) if number.isdigit() else (name, -1)
+
+
+def iter_groups(path: str | os.PathLike) -> Iterator[tuple[str, h5py.Group]]:
+    """(name, group) of every top-level group of a complete file or of an unfinished run's shards, in item
+    order (episode_2 before episode_10). Each group is valid until the next one is requested."""
+    path = Path(path)
+    files = [shard for _, _, shard in shards.list_shards(path)] if path.is_dir() else [path]
+    for file in files:
+        with h5py.File(file, "r") as f:
+            for name in sorted(f, key=_natural):
+                yield name, f[name]
+
+
 def episodes_of(path, allow_incomplete=False) -> dict:
     """{name: ({dataset path: array}, attributes)} of every episode of a file (or of an unfinished run)."""
     out = {}
-    for name, g in shards.iter_groups(path if Path(path).is_file() or not allow_incomplete
+    for name, g in iter_groups(path if Path(path).is_file() or not allow_incomplete
                                       else shards.partial_dir(path)):
         arrays = {}
         g.visititems(lambda k, v: arrays.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)

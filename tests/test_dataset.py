@@ -14,7 +14,7 @@ from mjxgen.data.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.generate.pipeline import generate_dataset
 from mjxgen.generate.simulate import plan_batches
 from mjxgen.generate.config import GenerationConfig
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.writer import DatasetWriter
 
 SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mjxgen import cli
-from mjxgen.data import flat
+from mjxgen.data import chunks
 from mjxgen.data.dataset import TrajectoryDataset
-from mjxgen.data.layout import FLAT, HostBatch
+from mjxgen.data.formats.flat import FLAT
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.writer import DatasetWriter
 
 OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
@@ -49,7 +50,7 @@ def test_flat_round_trips_every_array_of_the_episode_layout(tmp_path, codec, dty
     ep = _write(tmp_path / "episodes.h5", "episodes", codec, dtype, on_invalid)
     fl = _write(tmp_path / "flat.h5", "flat", codec, dtype, on_invalid)
     with h5py.File(ep) as g, h5py.File(fl) as f:
-        assert f.attrs["format"] == FLAT.format and f.attrs["complete"] and f.attrs["dtype"] == dtype
+        assert f.attrs["format"] == FLAT.attr and f.attrs["complete"] and f.attrs["dtype"] == dtype
         for name in ("total_episodes", "total_steps", "invalid_episodes", "seed", "config", "compression"):
             assert f.attrs[name] == g.attrs[name], name
         np.testing.assert_array_equal(f.attrs["dropped_episodes"], g.attrs["dropped_episodes"])
@@ -107,8 +108,8 @@ def test_merge_copies_whole_chunks_and_rewrites_only_shared_ones(tmp_path, monke
     """Shards hold rows aligned to the finished array's chunks: finalize copies every chunk one shard fills whole
     as raw bytes and rewrites only the chunks two shards share (at most two per shard and array)."""
     counts = []
-    real = flat._copy_rows
-    monkeypatch.setattr(flat, "_copy_rows", lambda *a: counts.append(real(*a)) or counts[-1])
+    real = chunks.copy_rows
+    monkeypatch.setattr(chunks, "copy_rows", lambda *a: counts.append(real(*a)) or counts[-1])
     path = _write(tmp_path / "f.h5", "flat", "gzip")
     n_shards, n_arrays = -(-N // 97), len(OBS) + 2
     assert len(counts) == n_shards * n_arrays

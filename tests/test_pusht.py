@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from support import (PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
+from support import (iter_groups, PUSHT_ARRAYS as ARRAYS, PUSHT_ATTRS as ATTRS, PUSHT_BLOBS as BLOBS, PUSHT_NOISY as NOISY,
                       assert_same_pusht_files)
-from mjxgen.data.layout import SAMPLES
+from mjxgen.data.formats.samples import SAMPLES
 from mjxgen.pusht import compat, execute, generate, writer
 
 N = 12
@@ -36,7 +36,7 @@ def unscaled(tmp_path_factory):
 
 def test_every_field_with_consistent_lengths(files):
     with h5py.File(files[0]) as f:
-        assert f.attrs["complete"] and f.attrs["format"] == SAMPLES.format
+        assert f.attrs["complete"] and f.attrs["format"] == SAMPLES.attr
         assert "gym-pusht" in json.loads(f.attrs["versions"]) and "pymunk" in json.loads(f.attrs["versions"])
         assert sorted(f) == [f"sample_{i:05d}" for i in range(N)]
         for name in f:
@@ -323,7 +323,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
     with pytest.raises(GenerationInterrupted, match=r"samples 0 to 7 \(8 of 10\) are safe") as e:
         generate.generate(10, 5, out, workers=1, progress=False, shard_size=4)
     assert e.value.signum == signal.SIGINT and not out.exists()
-    assert [name for name, _ in shards.iter_groups(shards.partial_dir(out))] == [f"sample_{i:05d}" for i in range(8)]
+    assert [name for name, _ in iter_groups(shards.partial_dir(out))] == [f"sample_{i:05d}" for i in range(8)]
     monkeypatch.setattr(writer, "write_sample", real)
     with pytest.raises(FileExistsError, match="--resume"):
         generate.generate(10, 5, out, workers=1, progress=False, shard_size=4)

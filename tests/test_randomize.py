@@ -14,7 +14,7 @@ from mjxgen.kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
 from mjxgen.render.opengl import EpisodeRenderer, RenderError
 from mjxgen.sim.rollout import SEGMENT_STEPS, TRACE_COUNT, rollout_batch
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.writer import DatasetWriter
 
 DR = RandomizationConfig()

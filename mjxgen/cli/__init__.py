@@ -16,7 +16,7 @@ from mjxgen import checks
 from mjxgen.envs import ENVS
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.generate.pipeline import run_generation
-from mjxgen.data.layout import ARM_LAYOUTS, DTYPES
+from mjxgen.data import formats
 from mjxgen.runtime.signals import GenerationInterrupted
 from mjxgen.data.stats import print_table, stats_rows
 from mjxgen.runtime.process import configure
@@ -84,9 +84,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", action="store_true", help="store observations/image from the 'front' camera")
     p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
                    help="camera image size (default 64 64)")
-    p.add_argument("--layout", choices=tuple(ARM_LAYOUTS), default="episodes",
+    p.add_argument("--layout", choices=formats.options(), default="episodes",
                    help="episodes: seed 000's group per episode (default); flat: all steps per key + episode_ends (fast)")
-    p.add_argument("--dtype", choices=DTYPES, default="float64", help="stored float arrays (default float64, seed 000)")
+    p.add_argument("--dtype", choices=formats.DTYPES, default="float64", help="stored float arrays (default float64, seed 000)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_cache_flags(p)
     add_distributed_args(p)

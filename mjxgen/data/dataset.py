@@ -9,9 +9,8 @@ import os
 import h5py
 import numpy as np
 
-from mjxgen.data.layout import EPISODES, FLAT, IMAGE
-from mjxgen.data.files import DatasetFormatError, first_line, open_run, paths
-from mjxgen.data.sources import EpisodeSource, FlatSource, FormatError
+from mjxgen.data.files import open_run, paths
+from mjxgen.data.formats import IMAGE, DatasetFormatError, first_line
 
 
 class TrajectoryDataset:
@@ -43,11 +42,8 @@ class TrajectoryDataset:
                                     or horizon <= 0):
             raise ValueError(f"horizon must be None or a positive integer, got {horizon!r}")
         self.horizon = None if horizon is None else int(horizon)
-        source, self.complete, self.attrs, layout = open_run(path, allow_incomplete)
-        if layout not in (EPISODES, FLAT):
-            raise DatasetFormatError(f"{source} is a {layout.format} file; TrajectoryDataset reads {EPISODES.format} "
-                                     f"and {FLAT.format} files (the arm tasks)")
-        self.path, self.layout = source, layout
+        source, self.complete, self.attrs, self.format = open_run(path, allow_incomplete)
+        self.path = source
         self._files: list[h5py.File] = []
         self._pid = None
         available = self._index()
@@ -71,7 +67,7 @@ class TrajectoryDataset:
         if self._pid != os.getpid():
             self._files = [h5py.File(p, "r") for p in paths(self.path)]
             self._pid = os.getpid()
-            self._reader = (FlatSource if self.layout is FLAT else EpisodeSource)(self.path, self._files)
+            self._reader = self.format.reader(self.path, self._files)
             self._reader_index = self._reader.index()
         return self._reader
 
@@ -80,8 +76,8 @@ class TrajectoryDataset:
         try:
             self._source()
             index = self._reader_index
-        except FormatError as e:
-            raise DatasetFormatError(str(e)) from None
+        except DatasetFormatError:
+            raise
         except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
             raise DatasetFormatError(f"{self.path}: unreadable or malformed ({first_line(e)})") from None
         if not len(index.lengths):
@@ -131,7 +127,7 @@ class TrajectoryDataset:
         if self._cached is not None and self._cached[0] == e:
             return self._cached[1]
         keys = tuple(k for k in self.obs_keys if k != IMAGE)
-        arrays = self._source().episode(e, keys, int(self.episode_lengths[e]))
+        arrays = self._source().episode(e, keys)
         self._cached = (e, arrays)
         return arrays
 

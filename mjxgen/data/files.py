@@ -8,24 +8,13 @@ import json
 import os
 from pathlib import Path
 
-import h5py
-import numpy as np
 
-from mjxgen.data import shards
-from mjxgen.data.layout import FLAT, LAYOUTS, META, Layout
-from mjxgen.data.sources import FormatError
+from mjxgen.data import formats, shards
+from mjxgen.data.formats import DatasetFormatError, Format, first_line
 from mjxgen.data.stats import RunStats
 
 
-class DatasetFormatError(FormatError):
-    """The file is not a readable mjxgen dataset, or is an unfinished run read without allow_incomplete."""
-
-
-def first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
-def open_run(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[Path, bool, dict, Layout]:
+def open_run(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[Path, bool, dict, Format]:
     """(the file or unfinished run's .partial directory, whether it is complete, its file attributes, its
     layout), checked: a DatasetFormatError with one line naming the file and the problem otherwise."""
     path = Path(path)
@@ -44,13 +33,13 @@ def open_run(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[P
         raise DatasetFormatError(f"{source} is {kind} ({first_line(e)})") from None
     except ValueError as e:  # an unfinished run whose manifest is missing or broken
         raise DatasetFormatError(first_line(e)) from None
-    layout = LAYOUTS.get(attrs.get("format"))
-    if layout is None:
+    fmt = formats.by_attr(attrs.get("format"))
+    if fmt is None:
         raise DatasetFormatError(f"{source} is not an mjxgen dataset (no format attribute of "
-                                 f"{', '.join(map(repr, LAYOUTS))})")
+                                 f"{', '.join(map(repr, formats.attrs()))})")
     version = int(attrs.get("format_version", -1))
-    if version != layout.version:
-        raise DatasetFormatError(f"{source} has format version {version}; this mjxgen reads version {layout.version}")
+    if version != fmt.version:
+        raise DatasetFormatError(f"{source} has format version {version}; this mjxgen reads version {fmt.version}")
     try:
         json.loads(attrs["config"])
     except (KeyError, TypeError, ValueError):
@@ -59,37 +48,22 @@ def open_run(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[P
     if source.is_file() and not complete and not allow_incomplete:
         raise DatasetFormatError(f"{source} is marked incomplete (its run did not finish); "
                                  "read it anyway with allow_incomplete=True (--allow-incomplete)")
-    return source, complete, attrs, layout
+    return source, complete, attrs, fmt
 
 
 def describe(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[Path, bool, dict, RunStats]:
-    """(source, complete, file attributes, stats recounted from every group's attributes) of any mjxgen file."""
-    source, complete, attrs, layout = open_run(path, allow_incomplete)
-    name = "the file"
+    """(source, complete, file attributes, stats recounted from every episode's stored metadata) of any mjxgen
+    file or unfinished run."""
+    source, complete, attrs, fmt = open_run(path, allow_incomplete)
     try:
-        stats = RunStats()
-        if layout is FLAT:
-            for name, f in files(source):
-                m = f[META]
-                for n, s, r, i in zip(m["length"][()], m["success"][()], m["total_reward"][()], m["invalid"][()]):
-                    stats.add(length=int(n), success=bool(s), total_reward=float(r), invalid=bool(i))
-        for name, group in shards.iter_groups(source) if layout is not FLAT else ():
-            layout.group_index(name)
-            stats.add_group(layout, group)
+        stats = RunStats.of_files(fmt, paths(source))
+    except DatasetFormatError:
+        raise
     except (OSError, KeyError, ValueError, TypeError) as e:
-        raise DatasetFormatError(f"{source}: {name} is unreadable or malformed ({first_line(e)})") from None
-    for index in np.atleast_1d(attrs.get("dropped_episodes", [])):
-        stats.add_dropped(int(index))
+        raise DatasetFormatError(f"{source}: unreadable or malformed ({first_line(e)})") from None
     return source, complete, attrs, stats
 
 
 def paths(source: Path) -> list[Path]:
     """The HDF5 files of a complete file (itself) or of an unfinished run (its shards, in order)."""
     return [p for _, _, p in shards.list_shards(source)] if source.is_dir() else [source]
-
-
-def files(source: Path):
-    """(name, open file) of each HDF5 file of a run, in order; each closed when the next is requested."""
-    for p in paths(source):
-        with h5py.File(p, "r") as f:
-            yield p.name, f

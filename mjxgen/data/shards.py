@@ -11,7 +11,8 @@ the shards' groups in order into `<output>.tmp` (raw chunks are copied, not reco
 `complete = True`, fsyncs and renames it to `<output>`, then removes the partial directory. So `<output>`
 exists only complete, and an unfinished run is a `.partial` directory that `--resume` continues.
 
-Both the arm-task writer (mjxgen.data.writer) and the PushT writer (mjxgen.pusht.writer) store data through this module.
+Both the arm-task writer (mjxgen.data.writer) and the PushT generator (mjxgen.pusht.generate) store data through
+this module; each file's format (mjxgen.data.formats) writes, merges and counts its contents.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import h5py
 
@@ -118,9 +119,6 @@ class ShardStore:
         self.partial = partial
         self.manifest = manifest
         self.shards = shards
-        # merge(out, shard paths) fills the output file at finalize; by default every shard's top-level groups
-        # are copied (raw chunks, not recompressed). The flat layout sets its own (mjxgen.data.flat.merge).
-        self.merge: Callable[[h5py.File, list[Path]], None] = copy_groups
 
     @classmethod
     def open(cls, output: str | os.PathLike, fmt: str, config: dict, attrs: dict, resume: bool) -> "ShardStore":
@@ -193,44 +191,24 @@ class ShardStore:
         _write_atomically(path, create)
         self.shards.append((first, end, path))
 
-    def finalize(self, attrs: dict) -> Path:
-        """Merge the shards into the output file (`self.merge`), mark it complete, and remove the partial
-        directory."""
+    def shard_paths(self) -> list[Path]:
+        """The finished shards' files, in item order."""
+        return [shard for _, _, shard in sorted(self.shards)]
+
+    def finalize(self, attrs: dict, merge: Callable[[h5py.File, list[Path]], None]) -> Path:
+        """Merge the shards into the output file with `merge(out, shard paths)` (the format's), mark it complete,
+        and remove the partial directory."""
 
         def write(tmp: Path) -> None:
             with h5py.File(tmp, "w", libver=LIBVER) as out:
                 out.attrs.update(self.manifest["attrs"])
                 out.attrs.update(attrs)
-                self.merge(out, [shard for _, _, shard in self.shards])
+                merge(out, self.shard_paths())
                 out.attrs["complete"] = True
 
         _write_atomically(self.output, write)
         shutil.rmtree(self.partial)
         return self.output
-
-
-def copy_groups(out: h5py.File, shards: list[Path]) -> None:
-    """Every shard's top-level groups, in order, into out."""
-    for shard in shards:
-        with h5py.File(shard, "r") as src:
-            for name in src:
-                src.copy(src[name], out, name)
-
-
-def _natural(name: str):
-    head, _, number = name.rpartition("_")
-    return (head, int(number)) if number.isdigit() else (name, -1)
-
-
-def iter_groups(path: str | os.PathLike) -> Iterator[tuple[str, h5py.Group]]:
-    """(name, group) of every top-level group of a complete file or of an unfinished run's shards, in item
-    order (episode_2 before episode_10). Each group is valid until the next one is requested."""
-    path = Path(path)
-    files = [shard for _, _, shard in list_shards(path)] if path.is_dir() else [path]
-    for file in files:
-        with h5py.File(file, "r") as f:
-            for name in sorted(f, key=_natural):
-                yield name, f[name]
 
 
 def describe_incomplete(partial: Path) -> str:

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from mjxgen.data.layout import Layout
+import h5py
+import numpy as np
+
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -39,19 +41,21 @@ class RunStats:
         self.dropped.append(int(index))
         self.invalid += 1
 
-    def add_group(self, layout: Layout, group) -> None:
-        """Count one stored group from its attributes."""
-        self.add(length=int(group.attrs[layout.length_attr]), success=bool(group.attrs[layout.success_attr]),
-                 total_reward=layout.total_reward(group), invalid=bool(group.attrs.get("invalid", False)))
+    def add_batch(self, batch) -> None:
+        """Count a HostBatch's episodes (its total_reward filled: HostBatch.with_totals)."""
+        for n, ok, r, valid in zip(batch.lengths, batch.success, batch.total_reward, batch.valid):
+            self.add(length=int(n), success=bool(ok), total_reward=float(r), invalid=not bool(valid))
 
     @classmethod
-    def of_groups(cls, layout: Layout, groups: Iterable, dropped: Iterable[int] = ()) -> "RunStats":
-        """Recount from stored groups (a resumed run's shards, or a finished file)."""
+    def of_files(cls, fmt, paths: Iterable) -> "RunStats":
+        """Recount the episodes of a format's files (a finished file, or an unfinished run's shards), dropped
+        ones included (each file's `dropped_episodes` attribute)."""
         stats = cls()
-        for group in groups:
-            stats.add_group(layout, group)
-        for index in dropped:
-            stats.add_dropped(index)
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                fmt.recount(f, stats)
+                for index in np.atleast_1d(f.attrs.get("dropped_episodes", [])):
+                    stats.add_dropped(int(index))
         return stats
 
     def summary(self, output_path: str | os.PathLike) -> dict:

@@ -1,5 +1,9 @@
-"""The arm tasks' writer: HostBatch episodes -> the EPISODES or FLAT layout (mjxgen.data.layout), compressed, in crash-safe
-shards (mjxgen.data.shards), on a background thread (mjxgen.data.flusher), counted (mjxgen.data.stats)."""
+"""The arm tasks' writer: HostBatch episodes -> a format (mjxgen.data.formats), compressed, in crash-safe shards
+(mjxgen.data.shards), on a background thread (mjxgen.data.flusher), counted (mjxgen.data.stats).
+
+The writer knows no format's layout: it drops or flags invalid episodes once, sums each episode's stored rewards
+once (HostBatch.with_totals), hands the batch to the format's encoder inside a shard, and counts what the shard
+committed."""
 
 from __future__ import annotations
 
@@ -7,22 +11,27 @@ import json
 import os
 from typing import Any
 
-import h5py
 import numpy as np
 
-from mjxgen.data import flat, shards
-from mjxgen.render import opengl
+from mjxgen.data import formats, shards
 from mjxgen.data.flusher import BackgroundFlusher
-from mjxgen.data.layout import (ACTIONS, ARM_LAYOUTS, EPISODES, FLAT, IMAGE, IMAGE_DTYPE, RANDOMIZATION, REWARDS,
-                           HostBatch, image_chunks, observation)
-from mjxgen.runtime.versions import package_versions
+from mjxgen.data.formats import EncoderSettings, Position
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.stats import RunStats
+from mjxgen.render import opengl
+from mjxgen.runtime.versions import package_versions
 
 COMPRESSIONS = ("gzip", "lzf", "none")
 # What happens to an episode with NaN or inf in its observations, actions or rewards: "drop" leaves it out
 # (its id is listed in the file's `dropped_episodes`), "flag" writes it with the attribute invalid = True.
 ON_INVALID = ("drop", "flag")
 GZIP_LEVEL = 4
+ARM_FILE_ATTRS = {
+    "env_name": "the task", "policy": "the policy", "compression": "the HDF5 codec", "dtype": "the float arrays'",
+    "model_xml": "the self-contained MJCF of the simulated model",
+    "total_episodes": "episodes written", "invalid_episodes": "episodes with NaN/inf, dropped or flagged",
+    "dropped_episodes": "ids of the episodes with NaN/inf that were dropped",
+}
 
 
 def filter_kwargs(compression: str) -> dict[str, Any]:
@@ -36,73 +45,6 @@ def filter_kwargs(compression: str) -> dict[str, Any]:
     raise ValueError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
 
 
-class EpisodeEncoder:
-    """Writes a HostBatch's episodes into an open HDF5 file in the per-episode layout (EPISODES): one group per
-    episode, compressed, with camera frames when `frames` is given. Use it in one thread (the renderer's GL
-    context belongs to the thread that made it)."""
-
-    layout = EPISODES
-
-    def __init__(self, *, obs_keys: tuple[str, ...], policy: str, seed: int, compression: str, on_invalid: str,
-                 dtype: str = "float64", frames: opengl.BatchFrames | None = None):
-        if on_invalid not in ON_INVALID:
-            raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
-        self._filters = filter_kwargs(compression)
-        self._obs_keys, self._policy, self._seed, self._on_invalid = obs_keys, policy, int(seed), on_invalid
-        self._dtype, self.frames = np.dtype(dtype), frames
-
-    def encode(self, f: h5py.File, batch: HostBatch, first_row: int = 0) -> tuple[list[dict], list[int]]:
-        """Write the batch (first_row: unused here); returns (the attributes of each written episode, the ids of those dropped)."""
-        written, dropped = [], []
-        o = batch.offsets
-        for b, (ep, valid) in enumerate(zip(batch.episode_ids, batch.valid)):
-            if not valid and self._on_invalid == "drop":
-                dropped.append(int(ep))
-            else:
-                written.append(self._episode(f, batch, b, slice(o[b], o[b + 1])))
-        if dropped:
-            f.attrs["dropped_episodes"] = np.asarray(dropped, np.int64)
-        return written, dropped
-
-    def _episode(self, f: h5py.File, batch: HostBatch, b: int, rows: slice) -> dict:
-        rewards = np.asarray(batch.rewards[rows], self._dtype)
-        g = f.create_group(EPISODES.group_name(batch.episode_ids[b]))
-        g.create_group("observations")
-        for k in self._obs_keys:
-            g.create_dataset(observation(k), data=np.asarray(batch.observations[k][rows], self._dtype), **self._filters)
-        g.create_dataset(ACTIONS, data=np.asarray(batch.actions[rows], self._dtype), **self._filters)
-        g.create_dataset(REWARDS, data=rewards, **self._filters)
-        # Per-episode values, small and uncompressed: the policy's record (dmp/goal, ...) and the draw.
-        for name, values in batch.policy_record.items():
-            g.create_dataset(f"{self._policy}/{name}", data=np.asarray(values[b]))
-        for name, values in (batch.randomization or {}).items():
-            g.create_dataset(f"{RANDOMIZATION}/{name}", data=np.asarray(values[b]))
-        if self.frames is not None:
-            g.create_dataset(observation(IMAGE), data=self.frames.episode(batch, b).astype(IMAGE_DTYPE, copy=False),
-                             chunks=image_chunks(*self.frames.size), **self._filters)
-        attrs = episode_attrs(batch, b, self._seed, rewards)
-        g.attrs.update(attrs)
-        return attrs
-
-    def recount(self, f: h5py.File, stats: RunStats) -> None:
-        """Count a committed shard's episodes (a resumed run)."""
-        for group in f.values():
-            stats.add_group(EPISODES, group)
-
-    def close(self) -> None:
-        if self.frames is not None:
-            self.frames.close()
-
-
-def episode_attrs(batch: HostBatch, b: int, seed: int, rewards: np.ndarray) -> dict:
-    """An episode's attributes (EPISODE_ATTRS), total_reward summed in float64 as seed 000 stores it."""
-    attrs = {"episode_index": int(batch.episode_ids[b]), "seed": int(seed), "length": int(batch.lengths[b]),
-             "success": bool(batch.success[b]), "total_reward": float(np.asarray(rewards, np.float64).sum())}
-    if not batch.valid[b]:
-        attrs["invalid"] = True
-    return attrs
-
-
 class DatasetWriter:
     """Writes batches of episodes, one crash-safe shard per batch, on a background thread.
 
@@ -110,29 +52,30 @@ class DatasetWriter:
     already queued), so the caller can simulate the next batch meanwhile. `close` waits for the queue and
     turns the shards into the complete output file. `abort` writes what is queued and stops, leaving the
     unfinished run in `<output>.partial/` for `resume=True`. `stats` counts what is safely on disk.
-    `layout` is "episodes" (seed 000's, one group per episode) or "flat" (mjxgen.data.flat); `dtype` is the float
-    arrays' ("float64", seed 000's, or "float32").
+    `layout` names the format (mjxgen.data.formats.options(): "episodes", seed 000's group per episode, or
+    "flat"); `dtype` is the float arrays' ("float64", seed 000's, or "float32").
     """
 
     def __init__(self, path: str | os.PathLike, *, env_name: str, policy: str, seed: int, config: dict,
                  model_xml: str, obs_keys: tuple[str, ...], compression: str = "gzip", overwrite: bool = False,
                  resume: bool = False, on_invalid: str = "drop", image_size: tuple[int, int] | None = None,
                  layout: str = "episodes", dtype: str = "float64", join: bool = False):
-        self.layout = ARM_LAYOUTS[layout]
-        self.encoder = _encoder(layout, obs_keys=obs_keys, policy=policy, seed=seed, compression=compression,
-                                on_invalid=on_invalid, dtype=dtype,
-                                frames=None if image_size is None else opengl.BatchFrames(model_xml, *image_size))
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
+        self.format, self.on_invalid, self.dtype = formats.by_option(layout), on_invalid, np.dtype(dtype)
+        frames = None if image_size is None else opengl.BatchFrames(model_xml, *image_size)
+        self.encoder = self.format.encoder(EncoderSettings(obs_keys=tuple(obs_keys), policy=policy, seed=int(seed),
+                                                           filters=filter_kwargs(compression), dtype=dtype,
+                                                           frames=frames))
         if join:  # another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked
             overwrite, resume = False, True
         self.path = shards.check_output_path(path, overwrite, resume)
-        attrs = {"format": self.layout.format, "format_version": self.layout.version, "complete": False,
+        attrs = {"format": self.format.attr, "format_version": self.format.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
                  "dtype": dtype, "config": json.dumps(config, sort_keys=True),
                  "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml}
-        self.store = shards.ShardStore.open(self.path, self.layout.format, config, attrs, resume)
-        if self.layout is FLAT:
-            self.store.merge = flat.merge
-        self.stats = self._recount()  # a resumed run's episodes count too
+        self.store = shards.ShardStore.open(self.path, self.format.attr, config, attrs, resume)
+        self.stats = RunStats.of_files(self.format, self.store.shard_paths())  # a resumed run's episodes too
         self._flusher = BackgroundFlusher(self._flush, on_exit=self.encoder.close,
                                           failure=lambda e: OSError(f"writing {self.store.partial} failed: {e}"))
 
@@ -158,37 +101,28 @@ class DatasetWriter:
         """Merge the shards into the complete output file: this writer's, and those other processes wrote into
         the same run (mjxgen.runtime.distributed), recounted."""
         if self.store.refresh():
-            self.stats = self._recount()
+            self.stats = RunStats.of_files(self.format, self.store.shard_paths())
         s = self.stats
         self.store.finalize({"total_episodes": s.episodes, "total_steps": s.steps, "invalid_episodes": s.invalid,
-                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)})
+                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)}, self.format.merge)
 
     def abort(self) -> None:
         """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""
         self._flusher.stop()
 
     def _flush(self, batch: HostBatch) -> None:
-        out: list = []
-        first_row = self.stats.steps  # the rows of the episodes written so far (the flat layout's offset)
-        self.store.write_shard(batch.first, batch.end, lambda f: out.append(self.encoder.encode(f, batch, first_row)))
-        written, dropped = out[0]
-        for attrs in written:  # counted only once the shard is committed
-            self.stats.add(length=attrs["length"], success=attrs["success"], total_reward=attrs["total_reward"],
-                           invalid=attrs.get("invalid", False))
+        """Drop (or flag) the batch's invalid episodes, then write the rest as one shard and count it."""
+        keep = batch.valid | (self.on_invalid == "flag")
+        dropped = [int(i) for i in batch.episode_ids[~keep]]
+        kept = (batch if keep.all() else batch.select(keep)).with_totals(self.dtype)
+        position = Position(first_row=self.stats.steps)  # the rows of the episodes written so far
+
+        def write(f) -> None:
+            if dropped:
+                f.attrs["dropped_episodes"] = np.asarray(dropped, np.int64)
+            self.encoder.encode(f, kept, position)
+
+        self.store.write_shard(batch.first, batch.end, write)
+        self.stats.add_batch(kept)  # counted only once the shard is committed
         for index in dropped:
             self.stats.add_dropped(index)
-
-    def _recount(self) -> RunStats:
-        stats = RunStats()
-        for _, _, shard in self.store.shards:
-            with h5py.File(shard, "r") as f:
-                self.encoder.recount(f, stats)
-                for index in f.attrs.get("dropped_episodes", []):
-                    stats.add_dropped(index)
-        return stats
-
-
-def _encoder(layout: str, *, compression: str, seed: int, **kw):
-    if layout == "flat":
-        return flat.FlatEncoder(filters=filter_kwargs(compression), **kw)
-    return EpisodeEncoder(compression=compression, seed=seed, **kw)

@@ -11,7 +11,7 @@ from mjxgen import checks
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.runtime.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
-from mjxgen.data.layout import ARM_LAYOUTS, DTYPES
+from mjxgen.data import formats
 from mjxgen.data.writer import COMPRESSIONS, ON_INVALID
 
 # Settings that don't change the data: they may differ between a run and its resumption.
@@ -75,8 +75,8 @@ class GenerationConfig:
             set_(name, checks.boolean(name, getattr(self, name)))
         checks.choice("compression", self.compression, COMPRESSIONS)
         checks.choice("on_invalid", self.on_invalid, ON_INVALID)
-        checks.choice("layout", self.layout, tuple(ARM_LAYOUTS))
-        checks.choice("dtype", self.dtype, DTYPES)
+        checks.choice("layout", self.layout, formats.options())
+        checks.choice("dtype", self.dtype, formats.DTYPES)
         checks.choice("rollout", self.rollout, ROLLOUTS)
         size = self.image_size
         if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(checks.is_int(v) for v in size)):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from mjxgen.sim import stream, per_episode
 from mjxgen.generate.config import GenerationConfig
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.sim.rollout import SEGMENT_STEPS, Rollout, rollout_batch
 from mjxgen.generate.stitch import Stitcher
 from mjxgen.data.writer import DatasetWriter

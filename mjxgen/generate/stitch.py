@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from mjxgen.runtime import pools
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 
 
 class _Chunk:

@@ -16,7 +16,7 @@ from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen import checks
 from mjxgen.envs import make_env
-from mjxgen.data.layout import HostBatch
+from mjxgen.data.hostbatch import HostBatch
 from mjxgen.learn.models import ModelRegistry
 from mjxgen.sim.rollout import Rollout, rollout_batch
 from mjxgen.data.writer import DatasetWriter

@@ -30,7 +30,7 @@ from mjxgen.learn import models
 from mjxgen.learn.minibatches import BatchLoader, flat_batch  # noqa: F401 (BatchLoader: part of this module's API)
 from mjxgen import checks
 from mjxgen.data.dataset import TrajectoryDataset
-from mjxgen.data.layout import IMAGE
+from mjxgen.data.formats import IMAGE
 from mjxgen.runtime.versions import package_versions
 
 # Traces of the jitted training step, keyed by (model, batch rows): a second Trainer of the same model and
