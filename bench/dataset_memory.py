@@ -58,7 +58,7 @@ class _ConstantFrames:
 def write_file(path: Path, episodes: int, length: int, size: tuple[int, int]) -> float:
     opengl.EpisodeRenderer = _ConstantFrames  # this process only writes; nothing renders for real
     w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
-                      obs_keys=tuple(OBS), image_size=size)
+                      obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, image_size=size)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for first in range(0, episodes, 500):

@@ -56,7 +56,7 @@ def measure(env, batch: HostBatch, layout: str, codec: str, dtype: str = "float6
         path = Path(tmp) / f"w-{layout}-{codec}.h5"
         t0 = time.perf_counter()
         w = DatasetWriter(path, env_name=env.name, policy="scripted", seed=0, config={}, model_xml=env.xml,
-                          obs_keys=tuple(env.obs_shapes), compression=codec, layout=layout, dtype=dtype)
+                          obs_shapes=env.obs_shapes, action_size=env.action_size, compression=codec, layout=layout, dtype=dtype)
         for part in parts:
             w.write_batch(part)
         w.flush()  # every shard written

@@ -69,7 +69,7 @@ def test_file_metadata(scripted_file):
     path, _ = scripted_file
     with h5py.File(path) as f:
         a = f.attrs
-        assert a["format"] == "mjxgen" and a["format_version"] == 1 and a["complete"]
+        assert a["format"] == "mjxgen" and a["format_version"] == 2 and a["complete"]
         assert a["env_name"] == "reach" and a["policy"] == "scripted" and a["seed"] == 7
         assert a["total_episodes"] == 64
         config = json.loads(a["config"])
@@ -156,7 +156,7 @@ def _fake_batch(ids, horizon=5):
 
 def _writer(path, compression="gzip"):
     return DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
-                         obs_keys=tuple(OBS), compression=compression)
+                         obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, compression=compression)
 
 
 @pytest.mark.parametrize("compression", ["lzf", "none"])
@@ -245,7 +245,7 @@ def _image_file(path, monkeypatch, n_episodes, length, size):
 
     monkeypatch.setattr(opengl, "EpisodeRenderer", _StandInRenderer)
     w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
-                      obs_keys=tuple(OBS), image_size=size)
+                      obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, image_size=size)
     for first in range(0, n_episodes, 100):
         b = _fake_batch(list(range(first, first + 100)), horizon=length)
         mocap = np.arange(first, first + 100, dtype=float)[:, None, None] * np.ones((1, 1, 3))

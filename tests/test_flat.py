@@ -34,7 +34,7 @@ def _batch(first, end, rng):
 def _write(path, layout, codec="gzip", dtype="float64", on_invalid="drop", finish=True):
     rng = np.random.default_rng(0)
     w = DatasetWriter(path, env_name="reach", policy="dmp", seed=3, config={"x": 1}, model_xml="<mujoco/>",
-                      obs_keys=tuple(OBS), compression=codec, layout=layout, dtype=dtype, on_invalid=on_invalid)
+                      obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, compression=codec, layout=layout, dtype=dtype, on_invalid=on_invalid)
     for a in range(0, N, 97):
         w.write_batch(_batch(a, min(a + 97, N), rng))
     if finish:
@@ -101,7 +101,7 @@ def test_an_unfinished_flat_run_is_readable_and_info_reports_it(tmp_path, capsys
     np.testing.assert_array_equal(ds.observations["ee_pos"], ref.observations["ee_pos"])  # the shards' pads skipped
     assert cli.main(["info", str(path), "--allow-incomplete"]) == 0
     out = capsys.readouterr().out
-    assert f"Episodes             {ref.n_episodes}" in out and "mjxgen-flat v1" in out and "NO: an unfinished" in out
+    assert f"Episodes             {ref.n_episodes}" in out and "mjxgen-flat v2" in out and "NO: an unfinished" in out
 
 
 def test_merge_copies_whole_chunks_and_rewrites_only_shared_ones(tmp_path, monkeypatch):

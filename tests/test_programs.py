@@ -58,7 +58,7 @@ CHILD = """
                                             randomization=randomize.RandomizationConfig())
         np.savez(f"{out}/{env_name}-values.npz", *jax.tree.leaves(jax.device_get(per_episode)))
         # What generate_dataset asks besides the segments: a trace of reset each, unless stored.
-        print("SHAPES", env_name, json.dumps([programs.obs_shapes(env), per_episode.records_anything(env, "scripted")]))
+        print("SHAPES", env_name, json.dumps([programs.obs_shapes(env)]))
     print("TRACES", json.dumps({"segments": sum(stream.TRACE_COUNT.values()), **calls}))
     """ % dict(B=B, T=T, SEED=SEED, K=SEGMENT_STEPS)
 
@@ -122,17 +122,16 @@ def traced():
 def test_cold_process_exports_and_stores(cold, cache):
     assert cold["traces"]["segments"] == len(ENVS) and cold["traces"]["reset"] > 0
     names = {p.name for p in (cache / programs.SUBDIR).iterdir()}
-    # Each env: its segment and values programs, slot shapes, obs_shapes and records_anything.
-    assert len(names) == 5 * len(ENVS) and all(n.endswith(".pkl") for n in names)
+    # Each env: its segment and values programs, slot shapes and obs_shapes.
+    assert len(names) == 4 * len(ENVS) and all(n.endswith(".pkl") for n in names)
 
 
 def test_warm_process_does_not_trace(warm, cold):
     assert warm["traces"] == {"segments": 0, "reset": 0, "step": 0}
-    assert warm["shapes"] == cold["shapes"]  # obs_shapes (in observe's order) and records_anything, loaded
+    assert warm["shapes"] == cold["shapes"]  # obs_shapes (in observe's order), loaded
     for name in ENVS:
-        obs_shapes, records = json.loads(warm["shapes"][name])
+        (obs_shapes,) = json.loads(warm["shapes"][name])
         assert list(obs_shapes.items()) == [(k, list(v)) for k, v in make_env(name).obs_shapes.items()]
-        assert records is False
 
 
 @pytest.mark.parametrize("name", ENVS)

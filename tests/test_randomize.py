@@ -140,7 +140,7 @@ def test_images_show_the_arm_and_follow_the_light(randomized, tmp_path):
     env = make_env("reach")
     path = tmp_path / "images.h5"
     w = DatasetWriter(path, env_name="reach", policy="scripted", seed=3, config={}, model_xml=env.xml,
-                      obs_keys=tuple(env.obs_shapes), image_size=(64, 64))
+                      obs_shapes=env.obs_shapes, action_size=env.action_size, image_size=(64, 64))
     w.write_batch(batch)
     w.close()
     assert w.encoder.frames.frames == 2 * steps and w.encoder.frames.render_s > 0  # (render.BatchFrames counts them)

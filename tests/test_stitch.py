@@ -4,9 +4,9 @@ out in contiguous blocks of ids however out of order the episodes end. Synthetic
 import numpy as np
 import pytest
 
-from mjxgen.sim.episode import Transition
+from mjxgen.sim.episode import Step
 from mjxgen.sim.stream import Segment
-from mjxgen.generate.stitch import Stitcher
+from mjxgen.generate.stitch import Stitcher, host_batch
 
 
 def _segment(rows):
@@ -19,9 +19,9 @@ def _segment(rows):
             if cell is not None:
                 ids[i, j], t[i, j], done[i, j], active[i, j] = *cell, True
     code = (ids * 1000 + t).astype(np.float32)
-    tr = Transition(observations={"x": np.stack([code, -code], -1)}, qpos=code[..., None], actions=code[..., None],
-                    rewards=code, successes=done & (t < 9))
-    return Segment(transition=tr, episode_id=ids, t=t, active=active, done=done, finite=code != 2001)
+    step = Step(next_observations={"x": np.stack([code, -code], -1)}, next_qpos=code[..., None],
+                actions=code[..., None], rewards=code, successes=done & (t < 9))
+    return Segment(step=step, episode_id=ids, t=t, active=active, done=done, finite=code != 2001)
 
 
 def _episode(i, n, start_k=0):
@@ -56,15 +56,15 @@ def test_out_of_order_episodes_leave_in_contiguous_blocks():
     assert [(b.first, b.end) for b in out] == [(0, 2), (2, 4), (4, 6)]
     lengths = {0: 12, 1: 2, 2: 3, 3: 2, 4: 2, 5: 1}
     for b in out:
-        assert list(b.episode_ids) == list(range(b.first, b.end))
-        assert list(b.lengths) == [lengths[i] for i in b.episode_ids]
-        expected = np.concatenate([i * 1000 + np.arange(lengths[i]) for i in b.episode_ids]).astype(np.float32)
+        ids = range(b.first, b.end)
+        assert list(b.lengths) == [lengths[i] for i in ids]
+        expected = np.concatenate([i * 1000 + np.arange(lengths[i]) for i in ids]).astype(np.float32)
         np.testing.assert_array_equal(b.rewards, expected)  # episode by episode, each in step order
-        np.testing.assert_array_equal(b.observations["x"][:, 1], -expected)
-        np.testing.assert_array_equal(b.qpos[:, 0], expected)
+        np.testing.assert_array_equal(b.next_observations["x"][:, 1], -expected)
+        np.testing.assert_array_equal(b.next_qpos[:, 0], expected)
     first = out[0]
-    assert list(first.valid) == [True, True] and list(first.success) == [False, True]  # ep 0: 12 steps > 9
-    assert list(out[1].valid) == [False, True]  # step 1 of episode 2 is not finite (2001)
+    assert list(first.finite) == [True, True] and list(first.success) == [False, True]  # ep 0: 12 steps > 9
+    assert list(out[1].finite) == [False, True]  # step 1 of episode 2 is not finite (2001)
     assert st.useful_steps == sum(lengths.values())
     assert st.simulated_steps == 12 * 2  # 3 segments of 4 steps, both slots, while any slot was active
 
@@ -77,7 +77,7 @@ def test_a_block_waits_for_its_slowest_episode():
     st.add(segs[1])
     st.add(segs[2])
     blocks = list(st.ready())
-    assert [(b.first, b.end) for b in blocks] == [(0, 2), (2, 4)] and blocks[0].qpos is None
+    assert [(b.first, b.end) for b in blocks] == [(0, 2), (2, 4)] and blocks[0].next_qpos is None
 
 
 def test_a_resumed_range_and_a_short_last_block():
@@ -102,3 +102,23 @@ def test_a_row_past_its_episodes_end_is_an_error():
     st.add(seg)
     with pytest.raises(RuntimeError, match="past its episode's end"):
         list(st.ready())
+
+
+def test_host_batch_puts_each_observation_before_its_action():
+    """A block's rows hold what followed each action: the writer's batch has each episode's start, then the
+    observation after each action but its last, and that last one as the final observation."""
+    segs = _segments([[(0, 3)], [(1, 2)]], k_per_segment=4)
+    st = Stitcher(0, 2, block=2, keep_qpos=True)
+    st.add(segs[0])
+    (block,) = st.ready()
+    start = {"x": np.array([[-1.0, 1.0], [-2.0, 2.0]], np.float32)}
+    values = {"initial_observations": start, "initial_qpos": np.array([[-1.0], [-2.0]], np.float32),
+              "policy_record": {}, "randomization": {}, "mocap_pos": np.zeros((2, 1, 3))}
+    b = host_batch(block, values, randomized=False)
+    np.testing.assert_array_equal(b.observations["x"][:, 0], [-1, 0, 1, -2, 1000])
+    np.testing.assert_array_equal(b.qpos[:, 0], [-1, 0, 1, -2, 1000])
+    np.testing.assert_array_equal(b.final_observations["x"][:, 0], [2, 1001])
+    np.testing.assert_array_equal(b.actions[:, 0], [0, 1, 2, 1000, 1001])
+    assert list(b.valid) == [True, True] and b.randomization is None
+    values["initial_observations"] = {"x": np.array([[np.nan, 1.0], [-2.0, 2.0]], np.float32)}
+    assert list(host_batch(block, values, randomized=False).valid) == [False, True]  # a start that is not finite

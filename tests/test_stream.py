@@ -139,15 +139,16 @@ def test_an_id_subsequence_runs_exactly_its_episodes(scripted_file, reach_env):
                                    max_steps=HORIZON, steps=SEGMENT_STEPS):
         k, b = np.nonzero(seg.active)
         for kk, bb in zip(k, b):
-            rows.setdefault(int(seg.episode_id[kk, bb]), []).append(jax.tree.map(lambda x: x[kk, bb], seg.transition))
+            rows.setdefault(int(seg.episode_id[kk, bb]), []).append(jax.tree.map(lambda x: x[kk, bb], seg.step))
     assert sorted(rows) == list(range(1, 2 * BATCH, 2))
     with h5py.File(scripted_file[0]) as f:
         for i, steps in rows.items():
             g = f[f"episode_{i}"]
             assert len(steps) == g.attrs["length"]
             np.testing.assert_array_equal(np.stack([s.actions for s in steps]), g["actions"][()])
-            np.testing.assert_array_equal(np.stack([s.observations["joint_vel"] for s in steps]),
-                                          g["observations/joint_vel"][()])
+            # the observation after each action is the one before the next
+            np.testing.assert_array_equal(np.stack([s.next_observations["joint_vel"] for s in steps[:-1]]),
+                                          g["observations/joint_vel"][1:])
 
 
 def test_the_segment_program_compiles_once_per_shape(scripted_file):
@@ -157,8 +158,9 @@ def test_the_segment_program_compiles_once_per_shape(scripted_file):
 
 
 def test_a_second_run_traces_no_reset(tmp_path, scripted_file, monkeypatch):
-    """generate_dataset asks whether the policy records anything per episode; tracing a reset for that took
-    1.5-3 s in every call (it dominated a GPU run's end to end), so it is answered once per env and policy."""
+    """A second generate_dataset call of an env and policy traces no reset: the per-episode values program is
+    traced once per shape (tracing a reset took 1.5-3 s in every call once, and dominated a GPU run's end to
+    end)."""
     from mjxgen.sim import per_episode
 
     traced = []
@@ -178,8 +180,8 @@ def test_segments_without_qpos_fetch_the_rest_unchanged(scripted_file, reach_env
     with_qpos, without = run(True), run(False)
     assert len(with_qpos) == len(without)
     for a, b in zip(with_qpos, without):
-        assert a.transition.qpos is not None and b.transition.qpos is None
-        a = a._replace(transition=a.transition._replace(qpos=None))
+        assert a.step.next_qpos is not None and b.step.next_qpos is None
+        a = a._replace(step=a.step._replace(next_qpos=None))
         jax.tree.map(np.testing.assert_array_equal, a, b)
 
 

@@ -12,6 +12,8 @@ import shlex
 import sys
 from typing import Any, Callable
 
+import numpy as np
+
 from mjxgen import checks
 from mjxgen.envs import ENVS
 from mjxgen.generate.config import GenerationConfig
@@ -209,11 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="summarize a dataset file: counts, success, lengths, config, completeness")
     i.add_argument("path")
     i.add_argument("--allow-incomplete", action="store_true", help="also summarize an unfinished run (.partial)")
+    i.add_argument("--quick", action="store_true",
+                   help="check the structure, index and totals without reading every episode's arrays")
     _add_train(sub.add_parser("train", help="train a policy on a dataset (seed 000's flags)"))
     _add_eval(sub.add_parser("eval", help="evaluate a checkpoint in simulation (seed 000's flags)"))
     a = p.parse_args(argv)
     if a.command == "info":
-        return info(a.path, a.allow_incomplete)
+        return info(a.path, a.allow_incomplete, a.quick)
     if a.command == "train":
         return train(a)
     if a.command == "eval":
@@ -230,22 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     )
 
 
-def info(path: str, allow_incomplete: bool = False) -> int:
-    """`mjxgen info PATH`: print what a dataset file (arm task or PushT) holds and whether it is complete."""
-    from mjxgen.data.files import DatasetFormatError, describe
+def info(path: str, allow_incomplete: bool = False, quick: bool = False) -> int:
+    """`mjxgen info PATH`: check a dataset file (arm task or PushT) against what it claims and print what it holds
+    (quick: without reading the episodes' arrays)."""
+    from mjxgen.data.formats import DatasetFormatError
+    from mjxgen.data.validate import check
 
     try:
-        source, complete, attrs, stats = describe(path, allow_incomplete)
+        r = check(path, allow_incomplete, full=not quick)
     except (DatasetFormatError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    stats, attrs = r.stats, r.attrs
     n = stats.episodes
     flagged = stats.invalid - len(stats.dropped)
     rows = [
-        ("Path", str(source)),
-        ("Complete", "yes" if complete else "NO: an unfinished run (resume it with --resume)"),
-        ("Valid", "yes (format checked, every episode read)" if not flagged else
-         f"{flagged} episodes flagged invalid (NaN/inf)"),
+        ("Path", str(r.source)),
+        ("Complete", "yes" if r.complete else "NO: an unfinished run (resume it with --resume)"),
+        ("Valid", f"yes ({r.checked})"),
+        ("Flagged (NaN/inf)", str(flagged)),
         ("Dropped (NaN/inf)", str(len(stats.dropped))),
         ("Env / policy / seed", f"{attrs.get('env_name', 'pusht')} / {attrs.get('policy', 'random DMP')} / "
                                 f"{attrs['seed']}"),
@@ -258,7 +265,13 @@ def info(path: str, allow_incomplete: bool = False) -> int:
     ]
     print_table(rows)
     print("Config:")
-    print(json.dumps(json.loads(attrs["config"]), indent=2, sort_keys=True))
+    print(json.dumps(checks.json_text("config", attrs["config"]), indent=2, sort_keys=True))
+    if "statistics" in attrs:
+        print("Statistics (per column: mean / std / min / max / q01 / q99):")
+        for name, st in checks.json_text("statistics", attrs["statistics"]).items():
+            cols = zip(*(np.atleast_1d(st[k]) for k in ("mean", "std", "min", "max", "q01", "q99")))
+            print(f"  {name} (count {st['count'][0]}): " +
+                  "; ".join(" / ".join(f"{v:.4g}" for v in c) for c in cols))
     return 0
 
 

@@ -3,13 +3,15 @@ training. Opening and checking a file, and `describe` for `mjxgen info`, are mjx
 
 from __future__ import annotations
 
-import json
 import os
 
 import h5py
 import numpy as np
 
+from mjxgen import checks
+from mjxgen.data import validate
 from mjxgen.data.files import open_run, paths
+from mjxgen.data.stats import RunStats
 from mjxgen.data.formats import IMAGE, DatasetFormatError, first_line
 
 
@@ -38,10 +40,7 @@ class TrajectoryDataset:
 
     def __init__(self, path: str | os.PathLike, obs_keys: tuple[str, ...] | list[str] | None = None,
                  allow_incomplete: bool = False, *, horizon: int | None = None):
-        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer))
-                                    or horizon <= 0):
-            raise ValueError(f"horizon must be None or a positive integer, got {horizon!r}")
-        self.horizon = None if horizon is None else int(horizon)
+        self.horizon = None if horizon is None else checks.positive_int("horizon", horizon)
         source, self.complete, self.attrs, self.format = open_run(path, allow_incomplete)
         self.path = source
         self._files: list[h5py.File] = []
@@ -67,7 +66,7 @@ class TrajectoryDataset:
         if self._pid != os.getpid():
             self._files = [h5py.File(p, "r") for p in paths(self.path)]
             self._pid = os.getpid()
-            self._reader = self.format.reader(self.path, self._files)
+            self._reader = self.format.reader(self.path, self._files, self.attrs)
             self._reader_index = self._reader.index()
         return self._reader
 
@@ -76,6 +75,8 @@ class TrajectoryDataset:
         try:
             self._source()
             index = self._reader_index
+            validate.totals(self.path, self.attrs, index, RunStats.of_files(self.format, paths(self.path)),
+                            self.complete)
         except DatasetFormatError:
             raise
         except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
@@ -111,7 +112,7 @@ class TrajectoryDataset:
 
     @property
     def config(self) -> dict:
-        return json.loads(self.attrs["config"])
+        return checks.json_text("config", self.attrs["config"])
 
     @property
     def n_episodes(self) -> int:
@@ -127,7 +128,13 @@ class TrajectoryDataset:
         if self._cached is not None and self._cached[0] == e:
             return self._cached[1]
         keys = tuple(k for k in self.obs_keys if k != IMAGE)
-        arrays = self._source().episode(e, keys)
+        try:
+            arrays = self._source().episode(e, keys, int(self.episode_lengths[e]))
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            if isinstance(err, DatasetFormatError):
+                raise
+            raise DatasetFormatError(f"{self.path}: episode {int(self.episode_index[e])} is unreadable "
+                                     f"({first_line(err)})") from None
         self._cached = (e, arrays)
         return arrays
 
@@ -139,7 +146,7 @@ class TrajectoryDataset:
         e = int(np.searchsorted(self._starts, i, side="right") - 1)
         t = i - int(self._starts[e])
         if self.horizon is not None:
-            return self._window(e, t)
+            return _window(self, e, t)
         arrays = self.episode(e)
         obs = {k: v[t] for k, v in arrays["observations"].items()}
         if IMAGE in self.obs_keys:
@@ -147,29 +154,16 @@ class TrajectoryDataset:
         return {"observations": obs, "actions": arrays["actions"][t], "rewards": arrays["rewards"][t],
                 "episode": self.episode_index[e], "timestep": t}
 
-    def _window(self, e: int, t: int) -> dict:
-        """Steps t .. t+H-1 of episode e, padded past its end with its last step (mask False there)."""
-        length = int(self.episode_lengths[e])
-        steps = np.arange(t, t + self.horizon)
-        idx = np.minimum(steps, length - 1)
-        arrays = self.episode(e)
-        obs = {k: v[idx] for k, v in arrays["observations"].items()}
-        if IMAGE in self.obs_keys:
-            frames = self._source().frames(e, t, min(t + self.horizon, length))  # only these frames
-            obs[IMAGE] = frames[idx - t]
-        return {"observations": obs, "actions": arrays["actions"][idx], "rewards": arrays["rewards"][idx],
-                "mask": steps < length, "episode": self.episode_index[e], "timestep": t}
-
     def _load(self) -> dict:
         if self._loaded is None:
-            eps = [self.episode(e) for e in range(self.n_episodes)]
-            self._loaded = {
-                "observations": {k: np.concatenate([ep["observations"][k] for ep in eps])
-                                 for k in self.obs_keys if k != IMAGE},
-                "actions": np.concatenate([ep["actions"] for ep in eps]),
-                "rewards": np.concatenate([ep["rewards"] for ep in eps]),
-            }
+            self._loaded = _concatenated(self)
         return self._loaded
+
+    @property
+    def statistics(self) -> dict | None:
+        """The file's normalization statistics ({array: {min, max, mean, std, count, q01, q99}}), or None (a
+        version 1 file or an unfinished run)."""
+        return checks.json_text("statistics", self.attrs["statistics"]) if "statistics" in self.attrs else None
 
     @property
     def observations(self) -> dict[str, np.ndarray]:
@@ -183,3 +177,26 @@ class TrajectoryDataset:
     @property
     def rewards(self) -> np.ndarray:
         return self._load()["rewards"]
+
+
+def _window(ds: TrajectoryDataset, e: int, t: int) -> dict:
+    """Steps t .. t+H-1 of episode e, padded past its end with its last step (mask False there)."""
+    length = int(ds.episode_lengths[e])
+    steps = np.arange(t, t + ds.horizon)
+    idx = np.minimum(steps, length - 1)
+    arrays = ds.episode(e)
+    obs = {k: v[idx] for k, v in arrays["observations"].items()}
+    if IMAGE in ds.obs_keys:
+        frames = ds._source().frames(e, t, min(t + ds.horizon, length))  # only these frames
+        obs[IMAGE] = frames[idx - t]
+    return {"observations": obs, "actions": arrays["actions"][idx], "rewards": arrays["rewards"][idx],
+            "mask": steps < length, "episode": ds.episode_index[e], "timestep": t}
+
+
+def _concatenated(ds: TrajectoryDataset) -> dict:
+    """Every episode's requested arrays (images excluded), concatenated in file order."""
+    eps = [ds.episode(e) for e in range(ds.n_episodes)]
+    return {"observations": {k: np.concatenate([ep["observations"][k] for ep in eps])
+                             for k in ds.obs_keys if k != IMAGE},
+            "actions": np.concatenate([ep["actions"] for ep in eps]),
+            "rewards": np.concatenate([ep["rewards"] for ep in eps])}

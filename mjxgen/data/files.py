@@ -4,11 +4,11 @@ Nothing is unpickled (metadata is JSON)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 
+from mjxgen import checks
 from mjxgen.data import formats, shards
 from mjxgen.data.formats import DatasetFormatError, Format, first_line
 from mjxgen.data.stats import RunStats
@@ -37,13 +37,14 @@ def open_run(path: str | os.PathLike, allow_incomplete: bool = False) -> tuple[P
     if fmt is None:
         raise DatasetFormatError(f"{source} is not an mjxgen dataset (no format attribute of "
                                  f"{', '.join(map(repr, formats.attrs()))})")
-    version = int(attrs.get("format_version", -1))
-    if version != fmt.version:
-        raise DatasetFormatError(f"{source} has format version {version}; this mjxgen reads version {fmt.version}")
+    version = attrs.get("format_version", -1)
+    if not checks.is_int(version) or not fmt.reads(int(version)):
+        raise DatasetFormatError(f"{source} has format version {version}; this mjxgen reads version "
+                                 f"{', '.join(map(str, fmt.readable or (fmt.version,)))} of {fmt.attr}")
     try:
-        json.loads(attrs["config"])
-    except (KeyError, TypeError, ValueError):
-        raise DatasetFormatError(f"{source} has no valid JSON config attribute") from None
+        checks.json_text("config", attrs["config"])
+    except (KeyError, ValueError) as e:
+        raise DatasetFormatError(f"{source} has no valid JSON config attribute ({first_line(e)})") from None
     complete = source.is_file() and bool(attrs.get("complete", False))
     if source.is_file() and not complete and not allow_incomplete:
         raise DatasetFormatError(f"{source} is marked incomplete (its run did not finish); "

@@ -24,6 +24,8 @@ class HostBatch(NamedTuple):
     randomization: dict[str, np.ndarray] | None  # field -> (E, ...): stored under randomization/; None: off
     mocap_pos: np.ndarray  # (E, nmocap, 3): the episode's mocap bodies, to render it
     qpos: np.ndarray | None  # (N, nq): the physics state of each step, to render it; None: no camera
+    # key -> (E, ...): the observation after each episode's last action (None: not known, not stored)
+    final_observations: dict[str, np.ndarray] | None = None
     total_reward: np.ndarray | None = None  # (E,) float64: each episode's reward sum as stored (with_totals)
 
     @property

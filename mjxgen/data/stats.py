@@ -46,6 +46,12 @@ class RunStats:
         for n, ok, r, valid in zip(batch.lengths, batch.success, batch.total_reward, batch.valid):
             self.add(length=int(n), success=bool(ok), total_reward=float(r), invalid=not bool(valid))
 
+    def add_index(self, rows: np.ndarray) -> None:
+        """Count the episodes of an index (mjxgen.data.formats.INDEX_DTYPE rows)."""
+        for r in rows:
+            self.add(length=int(r["length"]), success=bool(r["success"]), total_reward=float(r["total_reward"]),
+                     invalid=bool(r["invalid"]))
+
     @classmethod
     def of_files(cls, fmt, paths: Iterable) -> "RunStats":
         """Recount the episodes of a format's files (a finished file, or an unfinished run's shards), dropped

@@ -11,9 +11,10 @@ import json
 import os
 from typing import Any
 
+import h5py
 import numpy as np
 
-from mjxgen.data import formats, shards
+from mjxgen.data import formats, shards, statistics, validate
 from mjxgen.data.flusher import BackgroundFlusher
 from mjxgen.data.formats import EncoderSettings, Position
 from mjxgen.data.hostbatch import HostBatch
@@ -57,24 +58,31 @@ class DatasetWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, env_name: str, policy: str, seed: int, config: dict,
-                 model_xml: str, obs_keys: tuple[str, ...], compression: str = "gzip", overwrite: bool = False,
-                 resume: bool = False, on_invalid: str = "drop", image_size: tuple[int, int] | None = None,
-                 layout: str = "episodes", dtype: str = "float64", join: bool = False):
+                 model_xml: str, obs_shapes: dict[str, tuple[int, ...]], action_size: int, compression: str = "gzip",
+                 overwrite: bool = False, resume: bool = False, on_invalid: str = "drop",
+                 image_size: tuple[int, int] | None = None, layout: str = "episodes", dtype: str = "float64",
+                 join: bool = False):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
         self.format, self.on_invalid, self.dtype = formats.by_option(layout), on_invalid, np.dtype(dtype)
         frames = None if image_size is None else opengl.BatchFrames(model_xml, *image_size)
-        self.encoder = self.format.encoder(EncoderSettings(obs_keys=tuple(obs_keys), policy=policy, seed=int(seed),
+        self.encoder = self.format.encoder(EncoderSettings(obs_keys=tuple(obs_shapes), policy=policy, seed=int(seed),
                                                            filters=filter_kwargs(compression), dtype=dtype,
                                                            frames=frames))
+        shapes = {"observations": {k: list(v) for k, v in obs_shapes.items()}, "actions": [int(action_size)]}
+        if image_size is not None:
+            shapes["image"] = [*image_size, 3]
         if join:  # another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked
             overwrite, resume = False, True
         self.path = shards.check_output_path(path, overwrite, resume)
         attrs = {"format": self.format.attr, "format_version": self.format.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
                  "dtype": dtype, "config": json.dumps(config, sort_keys=True),
-                 "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml}
+                 "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml,
+                 "shapes": json.dumps(shapes)}
         self.store = shards.ShardStore.open(self.path, self.format.attr, config, attrs, resume)
+        if self.store.shards:  # a resumed run: its shards are checked as any reader checks them
+            validate.check(self.store.partial, allow_incomplete=True, full=False)
         self.stats = RunStats.of_files(self.format, self.store.shard_paths())  # a resumed run's episodes too
         self._flusher = BackgroundFlusher(self._flush, on_exit=self.encoder.close,
                                           failure=lambda e: OSError(f"writing {self.store.partial} failed: {e}"))
@@ -104,7 +112,16 @@ class DatasetWriter:
             self.stats = RunStats.of_files(self.format, self.store.shard_paths())
         s = self.stats
         self.store.finalize({"total_episodes": s.episodes, "total_steps": s.steps, "invalid_episodes": s.invalid,
-                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)}, self.format.merge)
+                             "dropped_episodes": np.asarray(sorted(s.dropped), np.int64),
+                             "statistics": statistics.to_json(self._statistics())}, self.format.merge)
+
+    def _statistics(self) -> dict:
+        """The normalization statistics of every kept episode (mjxgen.data.statistics), from the shards'."""
+        parts = []
+        for path in self.store.shard_paths():
+            with h5py.File(path, "r") as f:
+                parts.append(statistics.from_attrs(f.attrs))
+        return statistics.combine(parts)
 
     def abort(self) -> None:
         """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""
@@ -120,6 +137,9 @@ class DatasetWriter:
         def write(f) -> None:
             if dropped:
                 f.attrs["dropped_episodes"] = np.asarray(dropped, np.int64)
+            f.attrs.update(statistics.to_attrs(statistics.partial(
+                {f"observations/{k}": kept.observations[k] for k in self.encoder.settings.obs_keys}
+                | {"actions": kept.actions, "rewards": kept.rewards})))
             self.encoder.encode(f, kept, position)
 
         self.store.write_shard(batch.first, batch.end, write)

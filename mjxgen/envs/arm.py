@@ -138,7 +138,7 @@ class Arm:
 
 
 class ArmTask:
-    """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state.
+    """What the arm tasks share: the compiled scene, the Arm, the MJX model and the home state, the 4-D action.
 
     Subclasses set `name`, `config_class`, `scene` and `policy_names`, take a config with an `arm: ArmConfig`
     field, define reset, observe and step as pure functions of (model, state, ...), and extend _policies.
@@ -146,6 +146,7 @@ class ArmTask:
     """
 
     scene: str
+    action_size = ACTION_DIM
 
     def __init__(self, config):
         self.config = config

@@ -20,7 +20,8 @@ from mjxgen.sim import stream, per_episode
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.data.hostbatch import HostBatch
 from mjxgen.sim.rollout import SEGMENT_STEPS, Rollout, rollout_batch
-from mjxgen.generate.stitch import Stitcher
+from mjxgen.generate import stitch
+from mjxgen.generate.stitch import Block, Stitcher
 from mjxgen.data.writer import DatasetWriter
 
 
@@ -41,12 +42,11 @@ def slots(cfg: GenerationConfig) -> int:
 def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: range) -> tuple[int, int]:
     """Stream the ids of `ids` (this process's share, all of [0, n_episodes) in a one-process run) that are
     not on disk yet through B slots; hand each finished block of B ids to the writer.
-    Per-episode values (policy record, draw, mocap bodies) are recomputed for each block on the device and
-    fetched one segment later, so the fetch never waits for the simulation."""
+    Per-episode values (each episode's start, policy record, draw, mocap bodies) are recomputed for each block
+    on the device and fetched one segment later, so the fetch never waits for the simulation."""
     first, b = writer.store.done_from(ids.start, ids.stop), slots(cfg)
     stitcher = Stitcher(first, ids.stop, b, keep_qpos=cfg.camera)
-    pending: list[tuple[HostBatch, dict | None]] = []
-    wanted = cfg.camera or cfg.randomization is not None or per_episode.records_anything(env, cfg.policy_type)
+    pending: list[tuple[Block, dict]] = []
     with _bar(cfg, ids, first) as bar:
         segments = stream.run_segments(env, cfg.policy_type, first=first, count=ids.stop - first, slots=b,
                                        seed=cfg.seed, max_steps=cfg.max_steps, steps=SEGMENT_STEPS,
@@ -55,23 +55,18 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: rang
         for seg in segments:
             stitcher.add(seg)
             _hand_over(cfg, writer, pending, bar)
-            for batch in stitcher.ready():
-                ep_values = per_episode.episode_values(env, cfg.policy_type, batch.episode_ids, seed=cfg.seed,
-                                                  randomization=cfg.randomization) if wanted else None
-                pending.append((batch, ep_values))
+            for block in stitcher.ready():
+                pending.append((block, per_episode.episode_values(env, cfg.policy_type, np.arange(block.first, block.end),
+                                                                  seed=cfg.seed, randomization=cfg.randomization)))
         _hand_over(cfg, writer, pending, bar)
     return stitcher.simulated_steps, stitcher.useful_steps
 
 
 def _hand_over(cfg: GenerationConfig, writer: DatasetWriter, pending: list, bar: tqdm) -> None:
     """Complete the pending blocks with their per-episode values and queue them for writing."""
-    for batch, values in pending:
-        if values is not None:
-            v = jax.device_get(values)
-            batch = batch._replace(policy_record=v["policy_record"], mocap_pos=v["mocap_pos"],
-                                   randomization=v["randomization"] if cfg.randomization is not None else None)
-        writer.write_batch(batch)
-        bar.update(len(batch.episode_ids))
+    for block, values in pending:
+        writer.write_batch(stitch.host_batch(block, jax.device_get(values), cfg.randomization is not None))
+        bar.update(block.end - block.first)
     pending.clear()
 
 
@@ -82,7 +77,7 @@ def host_batch(host: Rollout, keep: np.ndarray, randomized: bool) -> HostBatch:
                                   success=host.success, valid=host.valid, observations=tr.observations,
                                   actions=tr.actions, rewards=tr.rewards, policy_record=host.policy_record,
                                   randomization=host.randomization._asdict() if randomized else None,
-                                  mocap_pos=host.mocap_pos, qpos=tr.qpos)
+                                  mocap_pos=host.mocap_pos, qpos=tr.qpos, final_observations=host.final_observations)
     return batch.select(keep)
 
 

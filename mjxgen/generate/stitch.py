@@ -2,17 +2,57 @@
 
 Episodes end out of order (a short one started late ends before a long one started early). The shard store
 commits contiguous id ranges, so finished episodes wait here until every id of a block [first, end) has ended;
-then the block leaves as one HostBatch (its per-episode values still empty: see mjxgen.sim.per_episode.episode_values).
+then the block leaves as one Block, and `host_batch` completes it with its per-episode values
+(mjxgen.sim.per_episode.episode_values: the episodes' starts, draws, records) into the HostBatch the writer takes.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from mjxgen.runtime import pools
 from mjxgen.data.hostbatch import HostBatch
+from mjxgen.runtime import pools
+
+
+class Block(NamedTuple):
+    """Whole episodes [first, end) of a stream, their N = sum(lengths) rows concatenated in id order: what followed
+    each action (mjxgen.sim.episode.Step)."""
+
+    first: int
+    end: int
+    lengths: np.ndarray  # (E,) int64
+    success: np.ndarray  # (E,) bool
+    finite: np.ndarray  # (E,) bool: every row of the episode finite
+    next_observations: dict[str, np.ndarray]  # key -> (N, ...): the observation after each action
+    next_qpos: np.ndarray | None  # (N, nq), or None (no camera)
+    actions: np.ndarray  # (N, A)
+    rewards: np.ndarray  # (N,)
+
+
+def host_batch(block: Block, values: dict, randomized: bool) -> HostBatch:
+    """The block as the writer takes it: each episode's observations before its actions (its start, then the
+    observation after each action but the last) and its final observation (after the last action)."""
+    starts = np.concatenate([[0], np.cumsum(block.lengths)[:-1]]).astype(np.int64)
+    last = starts + block.lengths - 1
+
+    def before(initial, after):  # row r: after[r - 1] within an episode, its start at the episode's first row
+        out = np.empty_like(after)
+        out[1:] = after[:-1]
+        out[starts] = initial
+        return out
+
+    initial = values["initial_observations"]
+    finite_start = np.stack([np.isfinite(v).reshape(len(v), -1).all(axis=1) for v in initial.values()]).all(axis=0)
+    return HostBatch(
+        first=block.first, end=block.end, episode_ids=np.arange(block.first, block.end), lengths=block.lengths,
+        success=block.success, valid=block.finite & finite_start,
+        observations={k: before(initial[k], v) for k, v in block.next_observations.items()},
+        actions=block.actions, rewards=block.rewards, policy_record=values["policy_record"],
+        randomization=values["randomization"] if randomized else None, mocap_pos=values["mocap_pos"],
+        qpos=None if block.next_qpos is None else before(values["initial_qpos"], block.next_qpos),
+        final_observations={k: v[last] for k, v in block.next_observations.items()})
 
 
 class _Chunk:
@@ -47,12 +87,12 @@ class Stitcher:
         """Take one host Segment (K, B, ...)."""
         active = seg.active
         self.simulated_steps += int(active.any(axis=1).sum()) * active.shape[1]
-        tr = seg.transition
+        step = seg.step
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731 - (K, B, ...) -> (K * B, ...), time-major
-        arrays = {"finite": flat(seg.finite), "actions": flat(tr.actions), "rewards": flat(tr.rewards),
-                  **{f"observations/{k}": flat(v) for k, v in tr.observations.items()}}
+        arrays = {"finite": flat(seg.finite), "actions": flat(step.actions), "rewards": flat(step.rewards),
+                  **{f"next_observations/{k}": flat(v) for k, v in step.next_observations.items()}}
         if self.keep_qpos:
-            arrays["qpos"] = flat(tr.qpos)
+            arrays["next_qpos"] = flat(step.next_qpos)
         live = np.flatnonzero(active.reshape(-1))
         if live.size:
             self._chunks.append(_Chunk(arrays, live, seg.episode_id.reshape(-1)[live].astype(np.int64),
@@ -65,11 +105,11 @@ class Stitcher:
         running_below = np.flatnonzero(~self._ended)[:1]
         self._ended[ids] = True
         self._length[ids] = seg.t[done] + 1
-        self._success[ids] = tr.successes[done]
+        self._success[ids] = step.successes[done]
         if running_below.size:
             self.out_of_order += int((ids > running_below[0]).sum())
 
-    def ready(self) -> Iterator[HostBatch]:
+    def ready(self) -> Iterator[Block]:
         """Every block whose episodes have all ended, in id order (the last block may be shorter)."""
         while self.cursor < self.end:
             stop = min(self.cursor + self.block, self.end)
@@ -78,8 +118,8 @@ class Stitcher:
             yield self._take(self.cursor, stop)
             self.cursor = stop
 
-    def _take(self, a: int, b: int) -> HostBatch:
-        """Remove the rows of ids [a, b) (all ended) and return them as one HostBatch, episode by episode."""
+    def _take(self, a: int, b: int) -> Block:
+        """Remove the rows of ids [a, b) (all ended) and return them as one Block, episode by episode."""
         sl = slice(a - self.first, b - self.first)
         lengths = self._length[sl]
         starts = np.concatenate([[0], np.cumsum(lengths)])
@@ -108,9 +148,7 @@ class Stitcher:
         self._chunks = [c for c in self._chunks if c.live.size]
         if not np.all(np.bincount(np.concatenate(dests), minlength=total) == 1):
             raise RuntimeError(f"episodes {a} to {b - 1}: the streamed rows do not match the episodes' lengths")
-        obs = {k.split("/", 1)[1]: v for k, v in out.items() if k.startswith("observations/")}
-        return HostBatch(first=a, end=b, episode_ids=np.arange(a, b), lengths=lengths,
-                         success=self._success[sl].copy(),
-                         valid=np.logical_and.reduceat(out["finite"], starts[:-1]), observations=obs,
-                         actions=out["actions"], rewards=out["rewards"], policy_record={}, randomization=None,
-                         mocap_pos=None, qpos=out.get("qpos"))
+        obs = {k.split("/", 1)[1]: v for k, v in out.items() if k.startswith("next_observations/")}
+        return Block(first=a, end=b, lengths=lengths, success=self._success[sl].copy(),
+                     finite=np.logical_and.reduceat(out["finite"], starts[:-1]), next_observations=obs,
+                     next_qpos=out.get("next_qpos"), actions=out["actions"], rewards=out["rewards"])

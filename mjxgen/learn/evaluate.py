@@ -110,7 +110,8 @@ def evaluate(checkpoint: str | os.PathLike, env_name: str = "reach", n_episodes:
     policy, params, config = load_policy(checkpoint, env)
     randomization = RandomizationConfig() if randomize else None
     writer = None if output is None else DatasetWriter(
-        output, env_name=env.name, policy=policy.name, seed=seed, model_xml=env.xml, obs_keys=tuple(env.obs_shapes),
+        output, env_name=env.name, policy=policy.name, seed=seed, model_xml=env.xml, obs_shapes=env.obs_shapes,
+        action_size=env.action_size,
         overwrite=overwrite, config={"checkpoint": str(checkpoint), "n_episodes": n_episodes, "max_steps": max_steps,
                                      "domain_randomization": dataclasses.asdict(randomization) if randomize else False,
                                      "env_config": env.config_dict(), "batch_size": batch})
@@ -152,4 +153,4 @@ def _host_batch(host: Rollout, randomized: bool) -> HostBatch:
                      observations=tr.observations, actions=tr.actions, rewards=tr.rewards,
                      policy_record=host.policy_record,
                      randomization=host.randomization._asdict() if randomized else None,
-                     mocap_pos=host.mocap_pos, qpos=None)
+                     mocap_pos=host.mocap_pos, qpos=None, final_observations=host.final_observations)

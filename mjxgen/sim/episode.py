@@ -13,10 +13,22 @@ from mjxgen.kernels import randomize
 
 
 class Transition(NamedTuple):
-    """One control step, as recorded: the observation before the action, and what followed."""
+    """One control step as a dataset stores it: the observation before the action, and what followed."""
 
     observations: dict[str, jax.Array]  # key -> (..., *obs_shape)
     qpos: jax.Array  # (..., nq) the full physics position before the action (for rendering; not stored)
+    actions: jax.Array  # (..., action_dim)
+    rewards: jax.Array  # (...,)
+    successes: jax.Array  # (...,) bool: success reached by this step's action
+
+
+class Step(NamedTuple):
+    """One control step as the programs record it: what followed the action. The observation before step t is
+    the one after step t - 1, and before step 0 the episode's start (mjxgen.sim.per_episode), so an episode's
+    last row carries its final observation at no extra cost."""
+
+    next_observations: dict[str, jax.Array]  # key -> (..., *obs_shape): the observation after the action
+    next_qpos: jax.Array  # (..., nq) the physics position after the action (for rendering; not stored)
     actions: jax.Array  # (..., action_dim)
     rewards: jax.Array  # (...,)
     successes: jax.Array  # (...,) bool: success reached by this step's action
@@ -55,13 +67,12 @@ def start_episode(env, policy, m, seed, episode_id, randomization, params) -> Ep
 
 
 def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
-    """Step t of an episode: (state, policy_state, the Transition recorded)."""
+    """Step t of an episode: (state, policy_state, the Step recorded)."""
     obs = env.observe(state)
     action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
-    qpos = state.data.qpos
     state, reward, success = env.step(m, state, action)
-    return state, policy_state, Transition(observations=obs, qpos=qpos, actions=action, rewards=reward,
-                                           successes=success)
+    return state, policy_state, Step(next_observations=env.observe(state), next_qpos=state.data.qpos, actions=action,
+                                     rewards=reward, successes=success)
 
 
 def record(policy, policy_state) -> dict:

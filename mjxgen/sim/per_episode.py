@@ -1,7 +1,8 @@
 """Per-episode values, recomputed for finished ids rather than streamed with every step: the policy's record,
-the randomization draw and the mocap bodies (the targets, for rendering). They depend only on (seed, id), so one
-jitted batch of `start_episode` (a reset per episode) gives them exactly; streaming them would transfer them with
-every step of every slot.
+the randomization draw, the mocap bodies (the targets, for rendering) and the episode's start (its first
+observation and physics position: the programs record what follows each action, mjxgen.sim.episode.Step). They
+depend only on (seed, id), so one jitted batch of `start_episode` (a reset per episode) gives them exactly;
+streaming them would transfer them with every step of every slot.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mjxgen.kernels import randomize
 from mjxgen.sim import programs
 from mjxgen.sim.episode import record, resolve_policy, start_episode
 from mjxgen.sim.stream import model_on, ranges
@@ -31,15 +31,16 @@ def _compiled_values(env, policy):
     def run(m, seed, ids, randomization, params):
         s = jax.vmap(lambda i: start_episode(env, policy, m, seed, i, randomization, params))(ids)
         return {"policy_record": record(policy, s.policy_state), "randomization": s.draw._asdict(),
-                "mocap_pos": s.state.data.mocap_pos}
+                "mocap_pos": s.state.data.mocap_pos, "initial_observations": jax.vmap(env.observe)(s.state),
+                "initial_qpos": s.state.data.qpos}
 
     return programs.jit(run, kind="values", env=env, policy=name, params_at=4)
 
 
 def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=None, params=None, device=None) -> dict:
     """The per-episode values of episodes ids (E,), as device arrays (dispatched, not awaited): policy_record
-    {field: (E, ...)}, randomization {field: (E, ...)} and mocap_pos (E, nmocap, 3), on `device` (default:
-    this process's first)."""
+    {field: (E, ...)}, randomization {field: (E, ...)}, mocap_pos (E, nmocap, 3), initial_observations
+    {key: (E, ...)} and initial_qpos (E, nq), on `device` (default: this process's first)."""
     fn = _compiled_values(env, policy)
     device = device or jax.local_devices()[0]
     put = functools.partial(jax.device_put, device=device)
@@ -48,20 +49,3 @@ def episode_values(env, policy, ids: np.ndarray, *, seed: int, randomization=Non
     padded = np.resize(np.asarray(ids, np.int32), -(-n // VALUES_CHUNK) * VALUES_CHUNK)
     parts = [fn(m, seed, put(c), dr, params) for c in padded.reshape(-1, VALUES_CHUNK)]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs)[:n], *parts)
-
-
-@functools.cache
-def records_anything(env, policy) -> bool:
-    """Whether the policy records anything per episode (traced once per env and policy, never compiled: the
-    trace of a reset takes seconds, and every generate_dataset call asks; for a policy name, kept beside the
-    exported programs, mjxgen.sim.programs, so a later process loads it)."""
-    name = policy
-    policy, _ = resolve_policy(env, policy)
-
-    def compute():
-        shapes = jax.eval_shape(lambda: record(policy, start_episode(env, policy, env.mjx_model, jnp.uint32(0),
-                                                                     jnp.int32(0), randomize.OFF.as_arrays(),
-                                                                     None).policy_state))
-        return bool(jax.tree.leaves(shapes))
-
-    return programs.stored_for(name, "records_anything", env, compute)

@@ -10,7 +10,7 @@ lowers a call to it (about a second) and loads the compiled program from JAX's c
                                          Exportable for a built-in policy name (calls without params run the
                                          exported form of `run`), else the plain jit
     stored(kind, env, compute, ...)      a small picklable value kept beside the programs (the slot shapes,
-    stored_for(policy, kind, env, ...)   env.obs_shapes, values.records_anything: each a trace of a reset);
+    stored_for(policy, kind, env, ...)   env.obs_shapes: each a trace of a reset);
                                          stored_for: only for a built-in policy name
 
 The exported program is flat: its arguments and results are the leaves of the pytree-level ones, PRNG keys

@@ -43,6 +43,7 @@ class Rollout(NamedTuple):
     policy_record: dict[str, jax.Array]  # field -> (B, ...): what the policy records per episode ({} for none)
     randomization: randomize.Draw  # (B, ...) each episode's domain-randomization draw
     mocap_pos: jax.Array  # (B, nmocap, 3) each episode's mocap bodies (its targets), for rendering
+    final_observations: dict[str, jax.Array]  # key -> (B, ...): the observation after each episode's last action
 
 
 def default_chunk_size(env) -> int | None:
@@ -161,13 +162,28 @@ def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, r
 
 @functools.partial(jax.jit, static_argnums=1)
 def _assemble(segments, max_steps: int, ids, values) -> Rollout:
-    """(K, B, ...) segments -> the Rollout of (B, T, ...) arrays."""
-    tr = jax.tree.map(lambda *xs: jnp.swapaxes(jnp.concatenate(xs)[:max_steps], 0, 1),
-                      *[s.transition for s in segments])
+    """(K, B, ...) segments -> the Rollout of (B, T, ...) arrays: the observation before step t is the one after
+    step t - 1, and before step 0 the episode's start (values)."""
+    step = jax.tree.map(lambda *xs: jnp.swapaxes(jnp.concatenate(xs)[:max_steps], 0, 1), *[s.step for s in segments])
     finite = jnp.concatenate([s.finite for s in segments])[:max_steps].T  # (B, T)
-    success = tr.successes.any(axis=1)
-    length = jnp.where(success, jnp.argmax(tr.successes, axis=1) + 1, max_steps).astype(jnp.int32)
+    success = step.successes.any(axis=1)
+    length = jnp.where(success, jnp.argmax(step.successes, axis=1) + 1, max_steps).astype(jnp.int32)
     in_episode = jnp.arange(max_steps) < length[:, None]
+
+    def before(first, after):  # (B, ...) and (B, T, ...) -> (B, T, ...)
+        return jnp.concatenate([first[:, None], after[:, :-1]], axis=1)
+
+    tr = Transition(observations=jax.tree.map(before, values["initial_observations"], step.next_observations),
+                    qpos=before(values["initial_qpos"], step.next_qpos), actions=step.actions, rewards=step.rewards,
+                    successes=step.successes)
+    last = jax.tree.map(lambda x: x[jnp.arange(x.shape[0]), length - 1], step.next_observations)
+    start_finite = _all_finite(values["initial_observations"])
     return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=ids,
-                   valid=jnp.all(finite | ~in_episode, axis=1), policy_record=values["policy_record"],
-                   randomization=randomize.Draw(**values["randomization"]), mocap_pos=values["mocap_pos"])
+                   valid=jnp.all(finite | ~in_episode, axis=1) & start_finite, policy_record=values["policy_record"],
+                   randomization=randomize.Draw(**values["randomization"]), mocap_pos=values["mocap_pos"],
+                   final_observations=last)
+
+
+def _all_finite(tree) -> jax.Array:
+    """(B,) bool: every leaf's row is finite."""
+    return jnp.stack([jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1) for x in jax.tree.leaves(tree)]).all(axis=0)

@@ -25,7 +25,7 @@ from jax import lax
 
 from mjxgen.kernels import randomize
 from mjxgen.sim import programs
-from mjxgen.sim.episode import Transition, resolve_policy, start_episode, step_episode
+from mjxgen.sim.episode import Step, resolve_policy, start_episode, step_episode
 
 # How many times each segment program has been traced, keyed by (env, policy, max_steps, steps, slots).
 TRACE_COUNT: collections.Counter = collections.Counter()
@@ -72,12 +72,12 @@ class Stream(NamedTuple):
 class Segment(NamedTuple):
     """K steps of B slots, time-major. Rows with active False are not part of any episode."""
 
-    transition: Transition  # leaves (K, B, ...)
+    step: Step  # leaves (K, B, ...): what followed each action
     episode_id: jax.Array  # (K, B) int32
     t: jax.Array  # (K, B) int32
     active: jax.Array  # (K, B) bool
     done: jax.Array  # (K, B) bool: this step ended its episode (first success, or t + 1 == max_steps)
-    finite: jax.Array  # (K, B) bool: no NaN or inf in this step's observations, action and reward
+    finite: jax.Array  # (K, B) bool: no NaN or inf in this step's next observations, action and reward
 
 
 def _start(env, policy, m, seed, episode_id, active, randomization, params) -> Slots:
@@ -108,12 +108,12 @@ def _advance(env, policy, m, max_steps, params, end_at_success, sl: Slots) -> tu
         model = env.randomize(m, s.state, s.draw)[0]  # the episode's model, from its draw (same values each step)
         return step_episode(env, policy, model, s.state, s.policy_state, s.policy_key, s.t, params)
 
-    state, policy_state, tr = jax.vmap(one)(sl)
+    state, policy_state, step = jax.vmap(one)(sl)
     horizon = sl.t + 1 >= max_steps
-    done = sl.active & (tr.successes | horizon)
+    done = sl.active & (step.successes | horizon)
     finite = [jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
-              for x in jax.tree.leaves((tr.observations, tr.actions, tr.rewards))]
-    out = Segment(transition=tr, episode_id=sl.episode_id, t=sl.t, active=sl.active, done=done,
+              for x in jax.tree.leaves((step.next_observations, step.actions, step.rewards))]
+    out = Segment(step=step, episode_id=sl.episode_id, t=sl.t, active=sl.active, done=done,
                   finite=jnp.stack(finite).all(axis=0))
     ended = (done & end_at_success) | horizon | ~sl.active
     return sl._replace(state=state, policy_state=policy_state, t=sl.t + 1, ended=ended), out
@@ -217,7 +217,7 @@ def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, 
                  randomization=None, params=None, stride: int = 1, keep_qpos: bool = True) -> Iterator[Segment]:
     """Stream the ids first + stride * k, k < count, through `slots` slots, each episode ending at its first
     success; yield each segment on the host (NumPy) until every episode has ended. Segment k+1 is dispatched
-    before segment k is fetched. keep_qpos=False: the segments' transition.qpos is None, not fetched (only
+    before segment k is fetched. keep_qpos=False: the segments' step.next_qpos is None, not fetched (only
     rendering needs it; on a GPU it is a quarter of reach's transfer)."""
     fn = compiled_segment(env, policy, int(max_steps), int(steps))
     device = jax.local_devices()[0]
@@ -228,8 +228,7 @@ def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, 
     ended = 0
     while ended < count:
         stream, following = fn(*args, stream)
-        host = jax.device_get(pending if keep_qpos else
-                              pending._replace(transition=pending.transition._replace(qpos=None)))
+        host = jax.device_get(pending if keep_qpos else pending._replace(step=pending.step._replace(next_qpos=None)))
         ended += int((host.done & host.active).sum())
         yield host
         pending = following

@@ -37,6 +37,30 @@ DTYPES = ("float64", "float32")  # the `dtype` option of the arm formats' float 
 IMAGE_DTYPE = np.uint8
 # Names the arm formats share: the keys of an item and of an episode's arrays.
 OBSERVATIONS, ACTIONS, REWARDS, IMAGE, RANDOMIZATION = "observations", "actions", "rewards", "image", "randomization"
+TERMINATED, TRUNCATED = "terminated", "truncated"  # (L,) bool: success ended the episode, or the horizon did
+FINAL_OBSERVATION = "final_observation"  # <key> -> the observation after the episode's last action
+# A per-episode index, one row per episode, in id order: a root attribute of an episodes file (seed 000's layout
+# keeps every root link an episode group) and of each shard.
+INDEX_DTYPE = np.dtype([("episode_index", "<i8"), ("length", "<i8"), ("success", "?"), ("invalid", "?"),
+                        ("total_reward", "<f8")])
+
+
+def step_flags(lengths: np.ndarray, success: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(terminated (N,), truncated (N,)) of episodes laid end to end: only each episode's last step is True in
+    one of them, terminated where the episode succeeded, truncated where the horizon ended it."""
+    n = int(np.sum(lengths))
+    last = np.zeros(n, bool)
+    last[np.cumsum(lengths) - 1] = True
+    won = np.repeat(np.asarray(success, bool), lengths)
+    return last & won, last & ~won
+
+
+def index_rows(batch) -> np.ndarray:
+    """The INDEX_DTYPE rows of a HostBatch's episodes (total_reward filled)."""
+    rows = np.zeros(len(batch.episode_ids), INDEX_DTYPE)
+    rows["episode_index"], rows["length"], rows["success"] = batch.episode_ids, batch.lengths, batch.success
+    rows["invalid"], rows["total_reward"] = ~np.asarray(batch.valid, bool), batch.total_reward
+    return rows
 
 
 class DatasetFormatError(ValueError):
@@ -93,8 +117,9 @@ class Reader(Protocol):
     def index(self) -> Index:
         """Every episode's metadata, checked against the stored shapes (no step array is read)."""
 
-    def episode(self, e: int, keys: tuple[str, ...]) -> dict:
-        """Episode e (position in the file): {"observations": {key: (L, ...)}, "actions": (L, A), "rewards": (L,)}."""
+    def episode(self, e: int, keys: tuple[str, ...], length: int) -> dict:
+        """Episode e (position in the file) of `length` steps (the index's), checked against the file's declared
+        shapes: {"observations": {key: (L, ...)}, "actions": (L, A), "rewards": (L,)}."""
 
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         """Camera frames lo:hi of episode e, (hi - lo, H, W, 3) uint8."""
@@ -105,8 +130,12 @@ class Format:
     merges shards by copying their top-level groups (raw chunks, not recompressed)."""
 
     attr: str  # the file's `format` attribute
-    version: int  # the file's `format_version` attribute
+    version: int  # the `format_version` attribute it writes
+    readable: tuple[int, ...] = ()  # the versions it reads (default: its own)
     option: str | None = None  # the `layout` option that selects it for the arm tasks (None: not an arm format)
+
+    def reads(self, version: int) -> bool:
+        return version in (self.readable or (self.version,))
 
     def encoder(self, settings: EncoderSettings) -> Encoder:
         raise NotImplementedError(f"the {self.attr} format has no arm encoder")
@@ -119,7 +148,7 @@ class Format:
         """Count the episodes of a shard or a finished file into stats (mjxgen.data.stats.RunStats)."""
         raise NotImplementedError
 
-    def reader(self, path: Path, files: list[h5py.File]) -> Reader:
+    def reader(self, path: Path, files: list[h5py.File], attrs: dict) -> Reader:
         raise DatasetFormatError(f"{path} is a {self.attr} file; TrajectoryDataset reads the arm formats "
                                  f"({', '.join(options())})")
 

@@ -3,12 +3,15 @@
 
     data/<key>                 (N, *obs_shape)  float64 or float32   observations; data.attrs["obs_keys"] (JSON)
     data/actions, data/rewards (N, A), (N,)
+    data/terminated, truncated (N,) bool        v2: True at each episode's last step, as success or the horizon ended it
     data/image                 (N, H, W, 3)     uint8    camera frames (camera on), a chunk per frame
     meta/episode_ends          (E,) int64       episode e is rows [episode_ends[e - 1], episode_ends[e]) (0 first)
     meta/<META_FIELDS>         (E,)             episode_index, length, success, total_reward, invalid
+    meta/final_observation/<key> (E, ...)       v2: the observation after each episode's last action
     meta/randomization/<field> (E, ...)         meta/<policy>/<field> (E, ...)
 
 A shard holds rows [first_row, first_row + n_rows) (its attributes), aligned to the finished file's chunks.
+Root attributes (v2): `shapes`, `statistics`, and those of every arm file. Version 1 files are read too.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import h5py
 import numpy as np
 
 from mjxgen.data import chunks
-from mjxgen.data.formats import (ACTIONS, IMAGE, IMAGE_DTYPE, RANDOMIZATION, REWARDS, DatasetFormatError,
-                                 EncoderSettings, Format, Index, Position, register)
+from mjxgen.data.formats import (ACTIONS, FINAL_OBSERVATION, IMAGE, IMAGE_DTYPE, RANDOMIZATION, REWARDS, TERMINATED,
+                                 TRUNCATED, DatasetFormatError, EncoderSettings, Format, Index, Position, checking,
+                                 register, step_flags)
 from mjxgen.runtime import pools
 
 DATA, META, EPISODE_ENDS = "data", "meta", "episode_ends"
@@ -44,6 +48,8 @@ class FlatEncoder:
         arrays = {k: batch.observations[k] for k in s.obs_keys} | {ACTIONS: batch.actions, REWARDS: batch.rewards}
         for name, rows in arrays.items():
             chunks.write_rows(data, name, np.asarray(rows, self._dtype), first_row, s.filters)
+        for name, flags in zip((TERMINATED, TRUNCATED), step_flags(batch.lengths, batch.success)):
+            chunks.write_rows(data, name, flags, first_row, s.filters)
         if self.frames is not None:
             self._images(data, batch)
         self._meta(f.create_group(META), batch)
@@ -69,6 +75,8 @@ class FlatEncoder:
                    "invalid": ~np.asarray(b.valid)}
         for name, values in columns.items():
             meta.create_dataset(name, data=values)
+        for k, values in (b.final_observations or {}).items():
+            meta.create_dataset(f"{FINAL_OBSERVATION}/{k}", data=np.asarray(values, self._dtype))
         for name, values in b.policy_record.items():
             meta.create_dataset(f"{self.settings.policy}/{name}", data=np.asarray(values))
         for name, values in (b.randomization or {}).items():
@@ -105,58 +113,108 @@ def merge(out: h5py.File, shards: list[Path]) -> None:
 
 class FlatReader:
     """Reads data/<key> rows and meta/ per-episode arrays, in one file or in shards (each shard's rows start
-    after its `first_row % chunk rows` empty rows, see mjxgen.data.chunks)."""
+    after its `first_row % chunk rows` empty rows, see mjxgen.data.chunks). Opening checks every array's rows,
+    trailing shape and dtype against the declared shapes and the episode index; nothing else is read."""
 
-    def __init__(self, path: Path, files: list[h5py.File]):
+    def __init__(self, path: Path, files: list[h5py.File], attrs: dict):
         self.path, self.files = path, files
+        self.expect = checking.Expected.of(path, attrs)
 
     def index(self) -> Index:
-        keys, metas, parts = None, [], {"file": [], "first_row": [], "start": []}
+        keys, metas, parts, self._data = None, [], {"file": [], "first_row": [], "start": []}, []
         for fi, f in enumerate(self.files):
-            data, meta = f[DATA], f[META]
-            own = tuple(json.loads(data.attrs[OBS_KEYS_ATTR])) + ((IMAGE,) if IMAGE in data else ())
+            data = checking.group(self.path, f, DATA)
+            own = self._keys(f, data)
             if keys is not None and own != keys:
-                raise DatasetFormatError(f"{self.path}: {f.filename} has observations {sorted(own)}, not "
-                                         f"{sorted(keys)}")
+                raise DatasetFormatError(f"{self.path}: {f.filename} has observations {sorted(own)}, not {sorted(keys)}")
             keys = own
-            lengths = meta["length"][()]
+            meta = {k: checking.dataset(self.path, META, f, f"{META}/{k}")[()] for k in
+                    ("length", "episode_index", "success", "invalid", "total_reward")}
+            lengths = np.asarray(meta["length"])
+            if lengths.ndim != 1 or any(len(v) != len(lengths) for v in meta.values()):
+                raise DatasetFormatError(f"{self.path}: {f.filename}'s meta arrays do not have one row per episode")
+            self._check_meta(f, lengths, meta["episode_index"])
             first_row = int(f.attrs.get("first_row", 0))
-            n = int(lengths.sum())
-            for name in (*own, ACTIONS, REWARDS):
-                ds = data[name]
-                pad = first_row % ds.chunks[0] if ds.chunks else 0
-                if ds.shape[0] != pad + n:
-                    raise DatasetFormatError(f"{self.path}: data/{name} has {ds.shape[0] - pad} rows, but the "
-                                             f"episodes have {n} steps")
+            self._data.append(self._arrays(f, data, own, first_row, int(lengths.sum())))
             parts["start"].append(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
             parts["file"].append(np.full(len(lengths), fi))
             parts["first_row"].append(np.full(len(lengths), first_row))
-            metas.append({k: meta[k][()] for k in ("length", "episode_index", "success", "invalid")})
+            metas.append(meta)
         self._parts = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
         cat = {k: np.concatenate([m[k] for m in metas]) if metas else np.zeros(0) for k in
-               ("length", "episode_index", "success", "invalid")}
-        self._lengths = np.asarray(cat["length"], np.int64)
-        return Index(keys or (), np.asarray(cat["length"], np.int64), np.asarray(cat["episode_index"], np.int64),
-                     np.asarray(cat["success"], bool), np.asarray(cat["invalid"], bool))
+               ("length", "episode_index", "success", "invalid", "total_reward")}
+        self._totals = np.asarray(cat["total_reward"], np.float64)
+        ids = np.asarray(cat["episode_index"], np.int64)
+        if len(ids) > 1 and (np.diff(ids) <= 0).any():
+            raise DatasetFormatError(f"{self.path}: meta/episode_index is not unique and increasing")
+        return Index(keys or (), np.asarray(cat["length"], np.int64), ids, np.asarray(cat["success"], bool),
+                     np.asarray(cat["invalid"], bool))
+
+    def _keys(self, f: h5py.File, data: h5py.Group) -> tuple[str, ...]:
+        try:
+            own = tuple(json.loads(data.attrs[OBS_KEYS_ATTR]))
+        except (KeyError, TypeError, ValueError):
+            raise DatasetFormatError(f"{self.path}: {f.filename}'s data/ has no valid obs_keys attribute") from None
+        if self.expect.keys is not None and own != self.expect.keys:
+            raise DatasetFormatError(f"{self.path}: data/ holds observations {list(own)}, but the file declares "
+                                     f"{list(self.expect.keys)}")
+        return own + ((IMAGE,) if IMAGE in data else ())
+
+    def _check_meta(self, f: h5py.File, lengths: np.ndarray, ids: np.ndarray) -> None:
+        if len(lengths):
+            self.expect.check_length("an episode", int(lengths.min()))
+            self.expect.check_length("an episode", int(lengths.max()))
+        if EPISODE_ENDS in f[META]:
+            ends = checking.dataset(self.path, META, f, f"{META}/{EPISODE_ENDS}")[()]
+            if not np.array_equal(ends, np.cumsum(lengths)):
+                raise DatasetFormatError(f"{self.path}: meta/episode_ends disagrees with the episodes' lengths")
+
+    def _arrays(self, f, data, keys, first_row: int, n: int) -> dict[str, h5py.Dataset]:
+        """Every row array of a file, checked: rows (after the shard's pad), trailing shape, dtype."""
+        out = {}
+        flags = (TERMINATED, TRUNCATED) if TERMINATED in data else ()
+        for name in (*keys, ACTIONS, REWARDS, *flags):
+            ds = checking.dataset(self.path, DATA, f, f"{DATA}/{name}")
+            pad = first_row % ds.chunks[0] if ds.chunks else 0
+            if ds.shape[0] != pad + n:
+                raise DatasetFormatError(f"{self.path}: data/{name} has {ds.shape[0] - pad} rows, but the episodes "
+                                         f"have {n} steps")
+            want = {ACTIONS: (self.expect.action_size,), REWARDS: ()}.get(name, self.expect.obs_shapes.get(name))
+            if want is not None and None not in want and tuple(ds.shape[1:]) != want:
+                raise DatasetFormatError(f"{self.path}: data/{name} has rows of shape {ds.shape[1:]}, expected {want}")
+            if name not in (IMAGE, *flags) and ds.dtype.kind != "f":
+                raise DatasetFormatError(f"{self.path}: data/{name} has dtype {ds.dtype}, not a float type")
+            out[name] = ds
+        return out
 
     def _rows(self, name: str, e: int, lo: int, hi: int):
         """Rows lo:hi (steps of episode e) of data/<name>."""
         fi, first_row, start = (int(self._parts[k][e]) for k in ("file", "first_row", "start"))
-        ds = self.files[fi][DATA][name]
+        ds = self._data[fi][name]
         base = (first_row % ds.chunks[0] if ds.chunks else 0) + start
         return ds[base + lo:base + hi]
 
-    def episode(self, e: int, keys: tuple[str, ...]) -> dict:
-        length = int(self._lengths[e])
+    def episode(self, e: int, keys: tuple[str, ...], length: int) -> dict:
         return {"observations": {k: self._rows(k, e, 0, length) for k in keys},
                 "actions": self._rows(ACTIONS, e, 0, length), "rewards": self._rows(REWARDS, e, 0, length)}
+
+    def total_reward(self, e: int) -> float:
+        """Episode e's stored reward total (meta/total_reward)."""
+        return float(self._totals[e])
+
+    def flags(self, e: int, length: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Episode e's (terminated, truncated) rows, or None in a version 1 file."""
+        if TERMINATED not in self._data[int(self._parts["file"][e])]:
+            return None
+        return self._rows(TERMINATED, e, 0, length), self._rows(TRUNCATED, e, 0, length)
 
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         return self._rows(IMAGE, e, lo, hi)
 
 
 class FlatFormat(Format):
-    attr, version, option = "mjxgen-flat", 1, "flat"
+    attr, version, option = "mjxgen-flat", 2, "flat"
+    readable = (1, 2)
 
     def encoder(self, settings: EncoderSettings) -> FlatEncoder:
         return FlatEncoder(settings)
@@ -165,12 +223,13 @@ class FlatFormat(Format):
         merge(out, shards)
 
     def recount(self, f: h5py.File, stats) -> None:
-        m = f[META]
-        for n, s, r, i in zip(m["length"][()], m["success"][()], m["total_reward"][()], m["invalid"][()]):
+        m = {k: checking.dataset(f.filename, META, f, f"{META}/{k}")[()] for k in
+             ("length", "success", "total_reward", "invalid")}
+        for n, s, r, i in zip(m["length"], m["success"], m["total_reward"], m["invalid"]):
             stats.add(length=int(n), success=bool(s), total_reward=float(r), invalid=bool(i))
 
-    def reader(self, path: Path, files: list[h5py.File]) -> FlatReader:
-        return FlatReader(path, files)
+    def reader(self, path: Path, files: list[h5py.File], attrs: dict) -> FlatReader:
+        return FlatReader(path, files, attrs)
 
 
 FLAT = register(FlatFormat())
