@@ -278,7 +278,7 @@ def intersect(geom_type: int, size: np.ndarray, pos: jax.Array, mat: jax.Array, 
     t = _RAY[int(geom_type)](oa, d, mat, size)
     hit = jnp.where(jnp.isinf(t), 0.0, t)
     n = _NORMAL[int(geom_type)](tuple(oa[i] + hit * d[i] for i in range(3)), mat, size)
-    return t, jnp.stack(jnp.broadcast_arrays(*n), axis=-1)
+    return t, jnp.stack([jnp.broadcast_to(x, t.shape) for x in n], axis=-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -293,6 +293,7 @@ def intersect(geom_type: int, size: np.ndarray, pos: jax.Array, mat: jax.Array, 
 
 _MISS = 1e30  # distance of no hit (finite, so that packing a geom index into it stays a number)
 _HIT = 1e29  # distances below this are hits
+_SHADOW_BIAS = 1e-4  # m: shadow rays start this far behind the surface (see _lit)
 
 
 def _bits(x):
@@ -335,31 +336,36 @@ def _phong(exponent, x):
 
 def _light(n, rd, to_light, ambient, diffuse, specular, spec, exponent):
     """Fixed-function OpenGL terms of one directional light with a local viewer: (factor on the colour,
-    specular addend), each a 3-tuple, or None for a specular that is statically 0; `to_light` points at it."""
+    specular addend or None where the light's specular is statically 0, n . to_light); `to_light` points at it."""
     nl = _dot(n, to_light)
     diff = jnp.maximum(nl, 0.0)
     factor = tuple(ambient[i] + diffuse[i] * diff for i in range(3))
     if not np.any(specular):
-        return factor, None
+        return factor, None, nl
     # Blinn-Phong half vector of the light and the viewer (-rd): n.h = (n.l + n.v) / |l + v|.
     nv = -_dot(n, rd)
     lv = -_dot(to_light, rd)
     nh = (nl + nv) * jax.lax.rsqrt(jnp.maximum(2.0 + 2.0 * lv, 1e-12))
     s = jnp.where(nl > 0, _phong(exponent, jnp.clip(nh, 0.0, 1.0)), 0.0) * spec
-    return factor, tuple(specular[i] * s for i in range(3))
+    return factor, tuple(specular[i] * s for i in range(3)), nl
 
 
 def _shade(scene, rgb, n, rd, fwd, to_light, lit, spec, emission, exponent):
-    """Lit colour (3-tuple) of surface colour rgb (3-tuple) with normal n; `lit` (P,) scales the model's light."""
-    f_head, s_head = _light(n, rd, tuple(-x for x in fwd), scene.headlight_ambient, scene.headlight_diffuse,
+    """Lit colour (3-tuple) of surface colour rgb (3-tuple) with normal n; `lit` (P,) scales the model's light
+    (None: no shadows, the transparent geoms' case)."""
+    f_head, s_head, _ = _light(n, rd, tuple(-x for x in fwd), scene.headlight_ambient, scene.headlight_diffuse,
                             scene.headlight_specular, spec, exponent)
     head = tuple(rgb[i] * (scene.global_ambient[i] + emission + f_head[i]) + (0.0 if s_head is None else s_head[i])
                  for i in range(3))
     if not scene.has_light:
         return tuple(jnp.minimum(x, 1.0) for x in head)
-    f_sun, s_sun = _light(n, rd, to_light, scene.light_ambient, scene.light_diffuse, scene.light_specular, spec,
-                          exponent)
+    f_sun, s_sun, nl = _light(n, rd, to_light, scene.light_ambient, scene.light_diffuse, scene.light_specular, spec,
+                              exponent)
     sun = tuple(rgb[i] * f_sun[i] + (0.0 if s_sun is None else s_sun[i]) for i in range(3))
+    if lit is None:
+        lit = 1.0
+    else:  # a side facing away from the light is in its geom's own shadow: only the light's ambient term changes
+        lit = jnp.where(nl > 0, lit, 0.0)
     # Two passes in MuJoCo (the shadowed light is added onto the others' image): each saturates on its own.
     return tuple(jnp.minimum(jnp.minimum(head[i], 1.0) + lit * jnp.minimum(sun[i], 1.0), 1.0) for i in range(3))
 
@@ -435,7 +441,7 @@ def _render(scene, geom_xpos, geom_xmat, cam_pos, cam_mat, light_dir, rgba, shad
     p = tuple(ro[i] + jnp.where(hit_op, t_op, 0.0) * rd[i] for i in range(3))  # the opaque hit point
 
     # Stage 2: the model light's shadow at the opaque hit.
-    lit = 1.0
+    lit = jnp.ones_like(t_op)
     if scene.has_light and shadows and scene.light_castshadow:
         lit = _lit(scene, xpos, xmat, p, k_op, light_dir, to_light)
 
@@ -464,7 +470,7 @@ def _render(scene, geom_xpos, geom_xmat, cam_pos, cam_mat, light_dir, rgba, shad
         for k, t in zip(glass, t_glass):
             q = tuple(ro[i] + jnp.where(jnp.isinf(t), 0.0, t) * rd[i] for i in range(3))
             nk = _NORMAL[int(scene.geom_type[k])](oa_of(k, q), xmat[k], scene.geom_size[k])
-            s = _shade(scene, tuple(colour[k, i] for i in range(3)), nk, rd, fwd, to_light, 1.0,
+            s = _shade(scene, tuple(colour[k, i] for i in range(3)), nk, rd, fwd, to_light, None,
                        float(scene.geom_specular[k]), float(scene.geom_emission[k]),
                        float(scene.geom_shininess[k]) * 128.0)
             shaded.append((t < t_op, colour[k, 3], s))
@@ -494,9 +500,15 @@ def _render(scene, geom_xpos, geom_xmat, cam_pos, cam_mat, light_dir, rgba, shad
 
 def _lit(scene, xpos, xmat, p, k_op, light_dir, to_light):
     """(P,) 1 where the opaque hit point p sees the model's light, 0 where a drawn geom shadows it, as MuJoCo's
-    shadow map decides: occluders count in front of the light's near plane and within shadow_clip of its axis."""
+    shadow map decides: occluders count in front of the light's near plane and within shadow_clip of its axis.
+
+    The shadow ray starts _SHADOW_BIAS behind p (away from the light), so that an occluder whose face touches p's
+    surface (the place marker lying on the table) still shadows it, as in MuJoCo's map, where it is nearer the
+    light by more than the depth bias. p's own geom is skipped: a convex geom does not shadow itself where it
+    faces the light, and where it does not, the light's diffuse and specular terms are 0 anyway (_shade)."""
     rel = tuple(p[i] - scene.light_pos[i] for i in range(3))
-    t_max = _dot(rel, light_dir) - scene.znear
+    t_max = _dot(rel, light_dir) - scene.znear + _SHADOW_BIAS
+    p = tuple(p[i] - _SHADOW_BIAS * to_light[i] for i in range(3))
     # The shadow map's axes (mjr_orthoVec, mjr_lookAt): up = dir x (-x axis), or dir x (y axis) near the x axis.
     f = tuple(light_dir[i] for i in range(3))
     up_x = (0.0 * f[0], -f[2], f[1])  # f x (-1, 0, 0)
