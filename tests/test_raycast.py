@@ -283,3 +283,95 @@ def test_intersections_match_mj_ray(name):
     np.testing.assert_array_equal(np.isfinite(t), hit, err_msg=name)
     np.testing.assert_allclose(t[hit], expected_t[hit], atol=2e-5, err_msg=name)
     np.testing.assert_allclose(normal[hit], expected_n[hit], atol=2e-4, err_msg=name)
+
+
+# Materials, groups and alpha as MuJoCo resolves them, on a small inline scene: a material's colour, specular,
+# shininess (a non-integer Phong exponent) and emission; an explicit rgba over a material; a geom in group 3 and
+# one with alpha 0 (neither drawn); a transparent cylinder.
+_MATERIAL_MODEL = """
+<mujoco>
+  <visual><headlight diffuse="0.6 0.6 0.6" ambient="0.3 0.3 0.3" specular="0 0 0"/></visual>
+  <asset>
+    <material name="shiny" rgba="0.2 0.4 0.9 1" specular="1" shininess="0.2"/>
+    <material name="glow" rgba="0.9 0.3 0.1 1" emission="0.5" specular="0"/>
+  </asset>
+  <worldbody>
+    <light name="sun" pos="0 0 2" dir="0 0 -1" directional="true"/>
+    <geom name="floor" type="box" size="0.6 0.6 0.02" pos="0 0 -0.02" rgba="0.6 0.6 0.6 1"/>
+    <geom name="ball" type="sphere" size="0.1" pos="0 -0.2 0.1" material="shiny"/>
+    <geom name="pill" type="capsule" size="0.05 0.1" pos="0 0.15 0.12" euler="1 0 0" material="glow"/>
+    <geom name="red" type="ellipsoid" size="0.08 0.05 0.06" pos="0.2 0 0.1" material="shiny" rgba="1 0 0 1"/>
+    <geom name="group3" type="box" size="0.05 0.05 0.05" pos="-0.2 0 0.1" group="3"/>
+    <geom name="clear" type="sphere" size="0.05" pos="-0.2 0.25 0.1" rgba="1 1 1 0"/>
+    <geom name="glass" type="cylinder" size="0.06 0.05" pos="0.25 0.25 0.05" rgba="0.2 0.9 0.2 0.5"/>
+    <camera name="front" pos="1.0 0 0.7" xyaxes="0 1 0 -0.55 0 0.83" fovy="40"/>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_materials_groups_and_alpha_as_mujoco():
+    configure_gl()
+    model = mujoco.MjModel.from_xml_string(_MATERIAL_MODEL)
+    try:
+        renderer = mujoco.Renderer(model, 64, 64)
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no OpenGL backend for MuJoCo's renderer here: {e}")
+    scene = raycast_scene.from_model(model, 64, 64)
+    assert {model.geom(int(g)).name for g in scene.geom_id} == {"floor", "ball", "pill", "red", "glass"}
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+    lights = np.array([[0, 0, -1], [0.5, -0.3, -0.8], [-0.6, 0.6, -0.5], [0.3, 0.9, -0.3]], np.float32)
+    lights /= np.linalg.norm(lights, axis=1, keepdims=True)
+    mj_rgb, mj_seg = [], []
+    for light in lights:
+        model.light_dir[0] = light
+        mujoco.mj_camlight(model, data)
+        renderer.update_scene(data, camera="front")
+        mj_rgb.append(renderer.render())
+        renderer.enable_segmentation_rendering()
+        seg = renderer.render()
+        renderer.disable_segmentation_rendering()
+        mj_seg.append(np.where(seg[..., 1] == mujoco.mjtObj.mjOBJ_GEOM, seg[..., 0], -1))
+    renderer.close()
+    mj_rgb, mj_seg = np.array(mj_rgb), np.array(mj_seg)
+    cam = model.camera("front").id
+    img = jax.jit(jax.vmap(functools.partial(raycast.render, scene), in_axes=(None, None, None, None, 0)))(
+        data.geom_xpos.astype(np.float32), data.geom_xmat.reshape(-1, 3, 3).astype(np.float32),
+        data.cam_xpos[cam].astype(np.float32), data.cam_xmat[cam].reshape(3, 3).astype(np.float32), lights)
+    seg, rgb = np.asarray(img.seg), np.asarray(img.rgb)
+    assert (seg == mj_seg).mean() >= SEG_AGREEMENT
+    diff = np.abs(rgb.astype(int) - mj_rgb.astype(int)).mean(axis=-1)
+    interior = (seg == mj_seg) & (mj_seg >= 0)
+    for axis in (1, 2):
+        for shift in (1, -1):
+            interior &= np.roll(mj_seg, shift, axis=axis) == mj_seg
+    for name in ("floor", "ball", "pill", "red", "glass"):
+        pixels = diff[interior & (mj_seg == model.geom(name).id)]
+        assert len(pixels) >= 20 and np.median(pixels) <= RGB_GEOM_MEDIAN, (name, len(pixels), np.median(pixels))
+
+
+def test_per_world_colours():
+    """rgba (ngeom, 4) replaces the scene's colours in one world: the scene's own give the same image; another
+    floor colour changes the floor's pixels (and the glass over them) and nothing else."""
+    model = mujoco.MjModel.from_xml_string(_MATERIAL_MODEL)
+    scene = raycast_scene.from_model(model, 32, 32)
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+    cam = model.camera("front").id
+    args = (data.geom_xpos.astype(np.float32), data.geom_xmat.reshape(-1, 3, 3).astype(np.float32),
+            data.cam_xpos[cam].astype(np.float32), data.cam_xmat[cam].reshape(3, 3).astype(np.float32),
+            scene.light_dir)
+    base = jax.jit(functools.partial(raycast.render, scene))(*args)
+    rgba = np.zeros((model.ngeom, 4, 2), np.float32)
+    rgba[scene.geom_id, :, 0] = scene.geom_rgba
+    rgba[..., 1] = rgba[..., 0]
+    rgba[model.geom("floor").id, :3, 1] = (0.1, 0.2, 0.9)
+    img = jax.jit(jax.vmap(lambda c: raycast.render(scene, *args, rgba=c), in_axes=2))(rgba)
+    np.testing.assert_array_equal(img.rgb[0], base.rgb)
+    changed = np.any(np.asarray(img.rgb[1]) != np.asarray(base.rgb), axis=-1)
+    floor, glass = model.geom("floor").id, model.geom("glass").id
+    assert changed.sum() > 100 and np.all(np.isin(np.asarray(base.seg)[changed], [floor, glass]))
+    np.testing.assert_array_equal(img.seg[1], base.seg)
