@@ -4,9 +4,9 @@
 
 Rows: --rows random states of reach, then of pick_place (random joint angles within range, the cube anywhere above
 the table, the target or place marker in front of the arm), the first of each scene under the model's light, the
-others under a random light direction. The difference column is |MuJoCo - JAX| per
-channel, times 4. Pixels are shown --scale times larger (nearest neighbour). Prints the mean absolute difference per channel of the images shown. Needs only NumPy and
-imageio (mjxgen dependencies) and an OpenGL backend for MuJoCo (EGL or OSMesa).
+others under a random light direction. The difference column is |MuJoCo - JAX| per channel, times 4. Pixels are
+shown --scale times larger (nearest neighbour). Prints the mean absolute difference per channel of the images
+shown. Needs only NumPy and imageio (mjxgen dependencies) and an OpenGL backend for MuJoCo (EGL or OSMesa).
 """
 
 import argparse

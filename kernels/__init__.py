@@ -2,4 +2,5 @@
 
 - `kernels.ik`: damped-least-squares inverse kinematics.
 - `kernels.policies`: the random policy and the scripted P-controller expert.
+- `kernels.raycast`: camera images (RGB, depth, segmentation) of primitive geoms by ray casting, batched.
 """

@@ -43,9 +43,9 @@ def from_model(model: mujoco.MjModel, height: int, width: int, camera: str | int
     lights = [i for i in range(model.nlight) if model.light_active[i]]
     if len(lights) > 1 or any(model.light_type[i] != mujoco.mjtLightType.mjLIGHT_DIRECTIONAL for i in lights):
         raise NotImplementedError("at most one light, directional, is supported (besides the headlight)")
-    if lights and (model.light_bodyid[lights[0]] != 0 or model.light_mode[lights[0]] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED):
-        raise NotImplementedError("the light must be fixed to the world body")
     li = lights[0] if lights else None
+    if li is not None and (model.light_bodyid[li] != 0 or model.light_mode[li] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED):
+        raise NotImplementedError("the light must be fixed to the world body")
     light = (lambda a: np.asarray(a[li] if li is not None else np.zeros(3), _F))
     head = model.vis.headlight
     head_on = bool(head.active)
