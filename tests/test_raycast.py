@@ -225,6 +225,19 @@ def test_one_compile_per_shape():
     assert TRACES["reach", 64, SAMPLE] == 1
 
 
+def test_a_world_renders_the_same_in_any_batch():
+    """Bit for bit: a world's image does not depend on the batch or chunking it is rendered in (the project's
+    XLA flags disable FMA contraction, whose use depends on the loop shape)."""
+    mj, img, scene = _compare("reach", 64, SAMPLE)
+    model, _ = load_scene(SCENES["reach"])
+    _, _, light, offset = _states(model, "reach", SAMPLE)
+    args = [np.asarray(x[3:8], np.float32) for x in (mj["xpos"], mj["xmat"], scene.cam_pos + offset,
+                                                      np.broadcast_to(scene.cam_mat, (SAMPLE, 3, 3)), light)]
+    alone = jax.jit(functools.partial(raycast.render_batch, scene, chunk=None))(*args)
+    for field in ("rgb", "depth", "seg"):
+        np.testing.assert_array_equal(getattr(alone, field), getattr(img, field)[3:8], err_msg=field)
+
+
 # Ray/geom intersections against MuJoCo's mj_ray, one geom at a time, every supported type, random poses.
 _RAY_MODEL = """
 <mujoco>
