@@ -390,3 +390,27 @@ def test_per_world_colours():
     floor, glass = model.geom("floor").id, model.geom("glass").id
     assert changed.sum() > 100 and np.all(np.isin(np.asarray(base.seg)[changed], [floor, glass]))
     np.testing.assert_array_equal(img.seg[1], base.seg)
+
+
+def test_capsule_occlusion_agrees_with_the_capsule_ray():
+    """Shadow rays test capsules by segment distance (_capsule_occludes): the same answer as the ray intersection
+    within the ray's length, where the ray starts outside the capsule (inside, the capsule occludes). One random
+    direction, and the capsule's own axis (the parallel case)."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    size = np.array([0.05, 0.12, 0.0], np.float32)
+    quat = rng.normal(size=4)
+    mat = np.zeros(9)
+    mujoco.mju_quat2Mat(mat, quat / np.linalg.norm(quat))
+    mat = mat.reshape(3, 3).astype(np.float32)
+    origin = rng.uniform(-0.15, 0.15, (3, n)).astype(np.float32)
+    t_max = rng.uniform(0.0, 0.3, n).astype(np.float32)
+    y = np.clip(mat[:, 2] @ origin, -size[1], size[1])
+    inside = np.linalg.norm(origin - y * mat[:, 2:3], axis=0) < size[0]
+    random = rng.normal(size=3)
+    for direction in (random / np.linalg.norm(random), -mat[:, 2]):
+        oa, rd = tuple(origin), tuple(direction.astype(np.float32))
+        occludes = np.asarray(raycast._capsule_occludes(oa, rd, jax.numpy.asarray(mat), size, t_max))
+        expected = (np.asarray(raycast._ray_capsule(oa, rd, jax.numpy.asarray(mat), size)) < t_max) | inside
+        assert 0.05 < expected.mean() < 0.9
+        assert (occludes != expected).mean() < 1e-3  # rays that graze the surface may go either way
