@@ -2,4 +2,5 @@
 
 - `mjxgen.kernels.ik`: damped-least-squares inverse kinematics.
 - `mjxgen.kernels.policies`: the random policy and the scripted P-controller expert.
+- `mjxgen.kernels.raycast`: camera images (RGB, depth, segmentation) of primitive geoms by ray casting, batched.
 """
