@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU numbers of the README (issue 16): bench.throughput for reach and pick_place, streaming rollout-only and
+# The GPU numbers of docs/benchmarks.md: bench.throughput for reach and pick_place, streaming rollout-only and
 # end to end (flat layout), no rendering (MUJOCO_GL=disable: the machine has no libEGL), then one warm CLI run
 # that loads the exported program the bench left in the compile cache. The machine's Python lacks MuJoCo: the
 # wheels of ../shared/gpu-wheels are carried in .whl/ (see that folder's README), with isal's for Python 3.12

@@ -19,8 +19,8 @@ Native MuJoCo in float64, so float32 noise does not hide (or fake) the effect of
   largest joint_pos and ee_pos errors within the episodes. That is the stored data against main's physics,
   float32 rounding included.
 
-Writes JSON to bench/results/<date>-<device>-reach-flags.json (the numbers in reach.xml's comment and the
-README come from it).
+Writes JSON to bench/results/<date>-<device>-reach-flags.json (the numbers in reach.xml's comment and in
+docs/tasks.md come from it).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
                                [--e2e flat:lzf ...] [--skip fixed seed_style native writer horizons startup]
 
 Prints tables and writes JSON to bench/results/<date>-<device>-<env>.json, after every part (a run stopped
-part-way keeps what it measured). On a GPU, `bench/device.sh` runs the sizes the README's GPU table shows.
+part-way keeps what it measured). On a GPU, `bench/device.sh` runs the sizes of docs/benchmarks.md's GPU tables.
 
 - streaming (the generator's form): B slots with auto-reset over `--episodes-per-slot` x B episodes, the
   program compiled; rollout-only = the device work and the transfer of every segment to the host.

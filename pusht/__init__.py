@@ -1,1 +1,1 @@
-"""PushT random-DMP dataset generator (seed 003): `python -m mjxgen.pusht`. See the README."""
+"""PushT random-DMP dataset generator (seed 003): `python -m mjxgen.pusht`. See docs/pusht.md."""

@@ -1,11 +1,12 @@
-"""Every Python block of README.md and every usage example of both seeds runs as a test.
+"""Every Python block of README.md and docs/*.md, and every usage example of both seeds, runs as a test.
 
-The blocks are extracted from the files at collection time, so the README can't drift from the code. The seeds
-(docs/seeds/, copies of the specification) use SimScaleAI's names; SEED_NAMES maps them to ours. Examples of
-features not built yet are strict xfails that name the issue that builds them; examples of thousands of
-episodes or steps are marked slow (run with --run-slow), and seed 000's train -> eval pipeline also runs scaled
-down by default. Each example runs in a fresh working directory, because they write to relative paths such as
-data/reach.h5.
+The blocks are extracted from the files at collection time, so the documentation can't drift from the code. The
+README's blocks run in order in one directory; each docs page's blocks run in order in a directory of their own, so a
+block reads only what earlier blocks of its page wrote (they write to relative paths such as data/reach.h5). Shell
+blocks are not run, except the seeds' commands. The seeds (docs/seeds/, copies of the specification) use SimScaleAI's
+names; SEED_NAMES maps them to ours. Seed examples of thousands of episodes or steps are marked slow (run with
+--run-slow), and seed 000's train -> eval pipeline also runs scaled down by default. The pages are also checked for
+issue numbers (they describe the package, not its history) and for relative links that don't resolve.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ from mjxgen import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 SEED_000 = ROOT / "docs" / "seeds" / "000_a6305e2c0263f5ad.txt"
 SEED_003 = ROOT / "docs" / "seeds" / "003_85a11f8505dacb65.txt"
 
@@ -108,6 +110,58 @@ def test_readme_python_block(index, readme_dir, monkeypatch):
     monkeypatch.chdir(readme_dir)
     printed = run_python(README_PYTHON[index], f"README.md python block {index}")
     assert "Traceback" not in printed
+
+
+# ---------------------------------------------------------------------------------------------- docs/*.md
+
+DOC_PAGES = sorted(DOCS.glob("*.md"))
+# (page name, index on the page, source): pytest runs them in this order, so a page's blocks run in its order.
+DOC_PYTHON = [(page.name, i, block) for page in DOC_PAGES for i, block in enumerate(code_blocks(page, "python"))]
+
+
+def test_docs_pages_exist_and_have_python_blocks():
+    names = {page.name for page in DOC_PAGES}
+    assert {"cli.md", "api.md", "file-formats.md", "determinism.md", "training.md"} <= names
+    assert len({page for page, _, _ in DOC_PYTHON}) >= 5
+
+
+@pytest.fixture(scope="module")
+def docs_dirs(tmp_path_factory):
+    """One working directory per docs page, made on first use: a page's blocks share it, pages never do."""
+    dirs = {}
+
+    def of(page: str):
+        if page not in dirs:
+            dirs[page] = tmp_path_factory.mktemp(page.removesuffix(".md"))
+        return dirs[page]
+
+    return of
+
+
+@pytest.mark.parametrize("page, index, source", DOC_PYTHON, ids=[f"{p}-{i}" for p, i, _ in DOC_PYTHON])
+def test_docs_python_block(page, index, source, docs_dirs, monkeypatch):
+    monkeypatch.chdir(docs_dirs(page))
+    printed = run_python(source, f"docs/{page} python block {index}")
+    assert "Traceback" not in printed
+
+
+# "issue 16", "issues 12 and 14", "#15": the pages describe the package, not the history of its issues.
+ISSUE_NUMBER = re.compile(r"\bissues?\s+#?\d+|(?<![\w&#/])#\d+\b", re.I)
+
+
+@pytest.mark.parametrize("path", [README, *DOC_PAGES], ids=lambda p: p.name)
+def test_no_issue_numbers(path):
+    found = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if ISSUE_NUMBER.search(line)]
+    assert not found, f"{path.name} names issue numbers: {found}"
+
+
+@pytest.mark.parametrize("path", [README, *DOC_PAGES], ids=lambda p: p.name)
+def test_relative_links_resolve(path):
+    """Every [text](target) and ![alt](target) that is not a URL or an anchor points at a file of the checkout."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:|#", t)]
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert not missing, f"{path.name} links to missing files: {missing}"
 
 
 # ---------------------------------------------------------------------------------------------- seed 000

@@ -19,7 +19,7 @@ LIFT_CLEARANCE = 0.05  # m: the cube's centre while in transit, well above its r
 # MJX (float32) vs native MuJoCo (float64) over 0.5 s of the gripper closing on the cube and lifting it.
 # The contact transient differs: measured over 4 episodes, the finger opening differs by up to 8.4 mm while
 # the pads close on the cube (the final grip agrees to 0.4 mm), the cube's position by up to 4.3 mm, and
-# the arm joints by up to 2.6e-4 rad. Why the closing transient differs is not yet understood (README).
+# the arm joints by up to 2.6e-4 rad. Why the closing transient differs is not yet understood (docs/tasks.md).
 CUBE_ATOL = 5e-3  # m
 GRIP_ATOL = 1e-2  # m, finger opening (the sum of both fingers)
 ARM_ATOL = 5e-4  # rad

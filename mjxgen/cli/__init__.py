@@ -96,7 +96,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def add_distributed_args(p: argparse.ArgumentParser) -> None:
     """--distributed, --coordinator, --num-processes, --process-id (read them with distributed_of)."""
-    g = p.add_argument_group("many processes (jax.distributed; README: Scaling out)")
+    g = p.add_argument_group("many processes (jax.distributed; docs/scaling.md)")
     g.add_argument("--distributed", action="store_true",
                    help="one of many processes, as the cluster's environment says (SLURM, ...)")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same for every process")

@@ -145,7 +145,7 @@ def generate_dataset(
         unless overwrite=True.
       policy_type: "random" (uniform actions), "scripted" (the task's expert) or "dmp" (a random DMP).
       domain_randomization: False; True for the default ranges (seed 000's light direction and friction,
-        and more: see the README); or a `mjxgen.kernels.randomize.RandomizationConfig` with your ranges. Each
+        and more: see docs/tasks.md); or a `mjxgen.kernels.randomize.RandomizationConfig` with your ranges. Each
         episode's draw is stored under `episode_N/randomization/`.
       max_steps: the horizon T; an episode ends at its first success.
       seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.

@@ -1,6 +1,6 @@
 """XLA settings that depend on the installed jaxlib, applied before JAX creates its CPU backend.
 
-Two CPU traps and one guarantee (see the README, "CPU performance"):
+Two CPU traps and one guarantee (see docs/determinism.md):
 
 1. jaxlib 0.7-0.10 compile MJX with XLA's new CPU fusion emitters, which makes it ~500x slower.
    `--xla_cpu_use_fusion_emitters=false` fixes it. Newer XLA does not know the flag and *aborts* the
