@@ -29,6 +29,7 @@ class RandomizationConfig:
     actuator_gain: float = 0.1  # arm servo stiffness kp and damping kv together, +-10%
     joint_noise: float = 0.02  # rad: the start posture's arm joints, each offset uniformly by up to this much
     camera_jitter: float = 0.02  # m: the camera's position, each axis offset uniformly by up to this much
+    colour: float = 0.0  # each geom's RGB, each channel scaled by a factor in [1 - c, 1 + c] (images only; off)
 
     def as_arrays(self) -> RandomizationConfig:
         """The traced form: every field a float32 array (light: 1.0 or 0.0), never weakly typed, so another
@@ -38,7 +39,7 @@ class RandomizationConfig:
 
 # No randomization: every item off.
 OFF = RandomizationConfig(light=False, friction=0.0, object_mass=0.0, joint_damping=0.0, actuator_gain=0.0,
-                          joint_noise=0.0, camera_jitter=0.0)
+                          joint_noise=0.0, camera_jitter=0.0, colour=0.0)
 
 
 class Draw(NamedTuple):
@@ -51,14 +52,18 @@ class Draw(NamedTuple):
     actuator_gain_scale: jax.Array  # ()
     joint_offset: jax.Array  # (n_joints,) rad
     camera_offset: jax.Array  # (3,) m
+    geom_rgb_scale: jax.Array  # (ngeom, 3): each geom's colour factors (images only)
 
 
 def _scale(key, s):
     return 1.0 + s * jax.random.uniform(key, (), minval=-1.0, maxval=1.0)
 
 
-def sample(key: jax.Array, cfg: RandomizationConfig, default_light_dir: jax.Array, n_joints: int) -> Draw:
-    """One episode's draw. `cfg` is a RandomizationConfig (OFF for none), as float32 arrays in the rollout."""
+def sample(key: jax.Array, cfg: RandomizationConfig, default_light_dir: jax.Array, n_joints: int,
+           n_geoms: int) -> Draw:
+    """One episode's draw. `cfg` is a RandomizationConfig (OFF for none), as float32 arrays in the rollout. The
+    colour factors take their own key (fold_in(key, 7)), so the other items' draws are those of every earlier
+    release."""
     k = jax.random.split(key, 7)
     g = jax.random.normal(k[0], (3,))
     light = jnp.where(cfg.light > 0, g / jnp.maximum(jnp.linalg.norm(g), 1e-9), default_light_dir)
@@ -70,4 +75,6 @@ def sample(key: jax.Array, cfg: RandomizationConfig, default_light_dir: jax.Arra
         actuator_gain_scale=_scale(k[4], cfg.actuator_gain),
         joint_offset=cfg.joint_noise * jax.random.uniform(k[5], (n_joints,), minval=-1.0, maxval=1.0),
         camera_offset=cfg.camera_jitter * jax.random.uniform(k[6], (3,), minval=-1.0, maxval=1.0),
+        geom_rgb_scale=1.0 + cfg.colour * jax.random.uniform(jax.random.fold_in(key, 7), (n_geoms, 3), minval=-1.0,
+                                                             maxval=1.0),
     )

@@ -14,6 +14,7 @@ from mjxgen.data import formats, statistics
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.data.formats import INDEX_DTYPE, Format, Index, Position
 from mjxgen.data.validate import check
+from mjxgen.kernels import policies
 from mjxgen.sim.rollout import rollout_batch
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -49,6 +50,19 @@ def test_the_final_observation_is_the_one_after_the_last_action(scripted_file, r
             if g.attrs["success"]:
                 assert np.linalg.norm(final["ee_pos"] - final["target_pos"]) < reach_env.config.success_threshold
     assert checked > BATCH // 2
+
+
+def test_the_stored_observations_are_those_the_policy_acted_on(scripted_file):
+    """Scripted reach acts by seed 000's P-controller on the observation before each action: the stored actions
+    are exactly that function of the stored observations (so no observation is shifted by a step)."""
+    with h5py.File(scripted_file[0]) as f:
+        for name in list(f)[:8]:
+            g = f[name]
+            ee, target = g["observations/ee_pos"][()].astype(np.float32), g["observations/target_pos"][()]
+            expected = np.stack([policies.p_controller(e, t, xp=np) for e, t in zip(ee, target.astype(np.float32))])
+            np.testing.assert_allclose(g["actions"][()], expected, rtol=1e-6, atol=1e-7, err_msg=name)
+            shifted = np.stack([policies.p_controller(e, t, xp=np) for e, t in zip(ee[1:], target[1:])])
+            assert not np.allclose(g["actions"][:-1], shifted, atol=1e-4)
 
 
 def test_statistics_are_those_of_every_kept_step(scripted_file):

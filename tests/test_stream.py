@@ -16,9 +16,7 @@ from mjxgen.generate import stitch
 from mjxgen.sim import stream
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.generate.pipeline import run_generation
-from mjxgen.render.opengl import RenderError, EpisodeRenderer
 from mjxgen.sim.rollout import SEGMENT_STEPS
-from mjxgen.envs import make_env
 
 
 def _run(path, rollout, **settings):
@@ -89,15 +87,12 @@ def test_dmp_policy_records_per_episode(tmp_path):
 
 
 def test_images(tmp_path):
-    try:
-        EpisodeRenderer(make_env("reach").xml, 16, 16).close()
-    except RenderError as e:
-        pytest.skip(f"no OpenGL backend for MuJoCo's renderer here: {e}")
+    """Streamed and fixed-horizon camera files are equal (frames made in the program); one frame per step."""
     s, _ = _pair(tmp_path, padding=False, n_episodes=DURABLE_BATCH, max_steps=DURABLE_HORIZON,  # 20 steps: no success
-                 batch_size=DURABLE_BATCH, camera=True, image_size=(16, 16), domain_randomization=True)
+                 batch_size=DURABLE_BATCH, camera=True, image_size=(24, 40), domain_randomization=True)
     assert s.frames == s.useful_steps
     with h5py.File(tmp_path / "stream.h5") as f:
-        assert f["episode_3/observations/image"].shape == (f["episode_3"].attrs["length"], 16, 16, 3)
+        assert f["episode_3/observations/image"].shape == (f["episode_3"].attrs["length"], 24, 40, 3)
 
 
 def test_resume_after_out_of_order_endings_gives_the_uninterrupted_file(tmp_path, scripted_file, monkeypatch):

@@ -86,6 +86,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", action="store_true", help="store observations/image from the 'front' camera")
     p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"), default=(64, 64),
                    help="camera image size (default 64 64)")
+    p.add_argument("--renderer", choices=("jax", "mujoco"), default="jax",
+                   help="who draws the camera images: jax, inside the simulation program (default), or mujoco, "
+                        "MuJoCo's OpenGL renderer on the host (the reference)")
     p.add_argument("--layout", choices=formats.options(), default="episodes",
                    help="episodes: seed 000's group per episode (default); flat: all steps per key + episode_ends (fast)")
     p.add_argument("--dtype", choices=formats.DTYPES, default="float64", help="stored float arrays (default float64, seed 000)")
@@ -163,6 +166,7 @@ def _common(a: argparse.Namespace) -> dict:
     return {"max_steps": a.max_steps, "seed": a.seed, "compression": a.compression, "on_invalid": a.on_invalid,
             "overwrite": a.overwrite, "resume": a.resume, "progress": not a.no_progress,
             "domain_randomization": a.randomize, "camera": a.camera, "image_size": tuple(a.image_size),
+            "renderer": a.renderer,
             "layout": a.layout, "dtype": a.dtype, "distributed": a.distributed}
 
 

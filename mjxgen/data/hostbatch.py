@@ -23,9 +23,10 @@ class HostBatch(NamedTuple):
     policy_record: dict[str, np.ndarray]  # field -> (E, ...): stored under <policy>/
     randomization: dict[str, np.ndarray] | None  # field -> (E, ...): stored under randomization/; None: off
     mocap_pos: np.ndarray  # (E, nmocap, 3): the episode's mocap bodies, to render it
-    qpos: np.ndarray | None  # (N, nq): the physics state of each step, to render it; None: no camera
+    qpos: np.ndarray | None  # (N, nq): the physics state of each step, to render it on the host; None: not kept
     # key -> (E, ...): the observation after each episode's last action (None: not known, not stored)
     final_observations: dict[str, np.ndarray] | None = None
+    images: np.ndarray | None = None  # (N, H, W, 3) uint8: each step's camera image, made on the device
     total_reward: np.ndarray | None = None  # (E,) float64: each episode's reward sum as stored (with_totals)
 
     @property
@@ -55,7 +56,7 @@ class HostBatch(NamedTuple):
 
     @classmethod
     def from_padded(cls, *, lengths: np.ndarray, observations: dict, actions: np.ndarray, rewards: np.ndarray,
-                    qpos: np.ndarray | None, **episode_fields) -> HostBatch:
+                    qpos: np.ndarray | None, images: np.ndarray | None = None, **episode_fields) -> HostBatch:
         """From (E, T, ...) arrays whose steps at or past each episode's length are padding (rollout_batch's
         form); episode_fields are the per-episode fields, first and end included."""
         steps = np.arange(actions.shape[1]) < np.asarray(lengths)[:, None]  # (E, T); row-major: episode by episode
@@ -64,7 +65,7 @@ class HostBatch(NamedTuple):
             return None if x is None else np.asarray(x)[steps]
 
         return cls(lengths=np.asarray(lengths), observations={k: cut(v) for k, v in observations.items()},
-                   actions=cut(actions), rewards=cut(rewards), qpos=cut(qpos), **episode_fields)
+                   actions=cut(actions), rewards=cut(rewards), qpos=cut(qpos), images=cut(images), **episode_fields)
 
 
-_STEP_FIELDS = ("observations", "actions", "rewards", "qpos")
+_STEP_FIELDS = ("observations", "actions", "rewards", "qpos", "images")

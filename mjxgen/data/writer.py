@@ -18,6 +18,7 @@ from mjxgen.data import formats, shards, statistics, validate
 from mjxgen.data.flusher import BackgroundFlusher
 from mjxgen.data.formats import EncoderSettings, Position
 from mjxgen.data.hostbatch import HostBatch
+from mjxgen.data.images import BatchImages
 from mjxgen.data.stats import RunStats
 from mjxgen.render import opengl
 from mjxgen.runtime.versions import package_versions
@@ -54,18 +55,21 @@ class DatasetWriter:
     turns the shards into the complete output file. `abort` writes what is queued and stops, leaving the
     unfinished run in `<output>.partial/` for `resume=True`. `stats` counts what is safely on disk.
     `layout` names the format (mjxgen.data.formats.options(): "episodes", seed 000's group per episode, or
-    "flat"); `dtype` is the float arrays' ("float64", seed 000's, or "float32").
+    "flat"); `dtype` is the float arrays' ("float64", seed 000's, or "float32"). With `image_size`, each episode
+    stores its camera frames: made on the device and carried by the batches (renderer "jax"), or drawn here by
+    MuJoCo's renderer from each step's recorded state (renderer "mujoco").
     """
 
     def __init__(self, path: str | os.PathLike, *, env_name: str, policy: str, seed: int, config: dict,
                  model_xml: str, obs_shapes: dict[str, tuple[int, ...]], action_size: int, compression: str = "gzip",
                  overwrite: bool = False, resume: bool = False, on_invalid: str = "drop",
                  image_size: tuple[int, int] | None = None, layout: str = "episodes", dtype: str = "float64",
-                 join: bool = False):
+                 join: bool = False, renderer: str = "mujoco"):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"unknown on_invalid {on_invalid!r}; choose one of {', '.join(ON_INVALID)}")
         self.format, self.on_invalid, self.dtype = formats.by_option(layout), on_invalid, np.dtype(dtype)
-        frames = None if image_size is None else opengl.BatchFrames(model_xml, *image_size)
+        frames = None if image_size is None else (BatchImages(*image_size) if renderer == "jax" else
+                                                   opengl.BatchFrames(model_xml, *image_size))
         self.encoder = self.format.encoder(EncoderSettings(obs_keys=tuple(obs_shapes), policy=policy, seed=int(seed),
                                                            filters=filter_kwargs(compression), dtype=dtype,
                                                            frames=frames))

@@ -201,7 +201,7 @@ class ArmTask:
 
     def draw(self, key: jax.Array, ranges: randomize.RandomizationConfig) -> randomize.Draw:
         """One episode's randomization draw (`ranges` as float32 arrays; randomize.OFF for none)."""
-        return randomize.sample(key, ranges, jnp.asarray(self.mj_model.light_dir[0]), N_ARM_JOINTS)
+        return randomize.sample(key, ranges, jnp.asarray(self.mj_model.light_dir[0]), N_ARM_JOINTS, self.mj_model.ngeom)
 
     def randomize(self, m: mjx.Model, state, draw: randomize.Draw):
         """Apply one episode's domain randomization: (its model, its start state). The model's randomized

@@ -9,6 +9,7 @@ from typing import Any
 
 from mjxgen import checks
 from mjxgen.kernels.randomize import RandomizationConfig
+from mjxgen.render.camera import Camera
 from mjxgen.runtime.distributed import config_of
 from mjxgen.envs import env_class, env_config_type
 from mjxgen.data import formats
@@ -18,6 +19,7 @@ from mjxgen.data.writer import COMPRESSIONS, ON_INVALID
 _RUN_ONLY = ("output_path", "overwrite", "resume", "progress", "rollout", "distributed")
 # How the generator simulates: "stream" (auto-reset slots, no padding) or "fixed" (rollout_batch's horizon).
 ROLLOUTS = ("stream", "fixed")
+RENDERERS = ("jax", "mujoco")  # who draws the camera images
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,6 +40,9 @@ class GenerationConfig:
     batch_size: int = 256  # most episodes simulated at once (slots: see mjxgen.generate.simulate.slots)
     camera: bool = False  # store observations/image (T, H, W, 3) uint8 from the scene's "front" camera
     image_size: tuple[int, int] = (64, 64)  # (H, W) of the camera images
+    # who draws them: "jax", the batch renderer inside the simulation program (mjxgen.kernels.raycast), or
+    # "mujoco", MuJoCo's OpenGL renderer on the host, from each step's recorded state (the reference)
+    renderer: str = "jax"
     compression: str = "gzip"  # HDF5 codec: gzip, lzf or none
     on_invalid: str = "drop"  # episodes with NaN/inf: "drop" (listed in dropped_episodes) or "flag" (attr invalid)
     overwrite: bool = False  # replace an existing output file (and any unfinished run of it)
@@ -78,6 +83,7 @@ class GenerationConfig:
         checks.choice("layout", self.layout, formats.options())
         checks.choice("dtype", self.dtype, formats.DTYPES)
         checks.choice("rollout", self.rollout, ROLLOUTS)
+        checks.choice("renderer", self.renderer, RENDERERS)
         size = self.image_size
         if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(checks.is_int(v) for v in size)):
             raise TypeError(f"image_size must be two integers (H, W), got {size!r}")
@@ -89,6 +95,11 @@ class GenerationConfig:
         if self.distributed is not None and self.layout == "flat":  # its shards' rows are aligned run-wide
             raise ValueError("layout 'flat' cannot be written by several processes yet (distributed); use the "
                              "'episodes' layout")
+
+    @property
+    def device_camera(self) -> Camera | None:
+        """The camera the simulation program renders (camera on, the JAX renderer), or None."""
+        return Camera(*self.image_size) if self.camera and self.renderer == "jax" else None
 
     @property
     def randomization(self) -> RandomizationConfig | None:

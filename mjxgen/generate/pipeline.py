@@ -52,6 +52,7 @@ def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False)
         resume=cfg.resume,
         on_invalid=cfg.on_invalid,
         image_size=cfg.image_size if cfg.camera else None,
+        renderer=cfg.renderer,
         layout=cfg.layout,
         dtype=cfg.dtype,
         join=join,
@@ -122,6 +123,7 @@ def generate_dataset(
     batch_size: int = 256,
     camera: bool = False,
     image_size: tuple[int, int] = (64, 64),
+    renderer: str = "jax",
     compression: str = "gzip",
     on_invalid: str = "drop",
     overwrite: bool = False,
@@ -152,6 +154,8 @@ def generate_dataset(
       batch_size: episodes simulated at once (slots: a slot whose episode ends starts the next one).
       camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
       image_size: (H, W) of the camera frames, each in 1..480.
+      renderer: who draws the frames: "jax" (the batch renderer inside the simulation program) or "mujoco"
+        (MuJoCo's OpenGL renderer on the host, from each step's recorded state; the reference).
       compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
       on_invalid: episodes with NaN or inf (detected on the device): "drop" leaves them out (their ids are in
         the file's `dropped_episodes`), "flag" writes them with the episode attribute invalid = True.
@@ -179,7 +183,7 @@ def generate_dataset(
     cfg = GenerationConfig(
         env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
         domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
-        camera=camera, image_size=image_size, compression=compression, on_invalid=on_invalid,
+        camera=camera, image_size=image_size, renderer=renderer, compression=compression, on_invalid=on_invalid,
         overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
         distributed=distributed,
     )

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from mjxgen.sim import stream, per_episode
+from mjxgen.render import camera as render_camera
+from mjxgen.sim import per_episode, stream
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.data.hostbatch import HostBatch
 from mjxgen.sim.rollout import SEGMENT_STEPS, Rollout, rollout_batch
@@ -45,19 +46,23 @@ def simulate_stream(cfg: GenerationConfig, env, writer: DatasetWriter, ids: rang
     Per-episode values (each episode's start, policy record, draw, mocap bodies) are recomputed for each block
     on the device and fetched one segment later, so the fetch never waits for the simulation."""
     first, b = writer.store.done_from(ids.start, ids.stop), slots(cfg)
-    stitcher = Stitcher(first, ids.stop, b, keep_qpos=cfg.camera)
+    host_render = cfg.camera and cfg.device_camera is None  # MuJoCo's renderer draws from the recorded qpos
+    stitcher = Stitcher(first, ids.stop, b, keep_qpos=host_render)
+    steps = render_camera.segment_steps(cfg.device_camera, b, SEGMENT_STEPS)
     pending: list[tuple[Block, dict]] = []
     with _bar(cfg, ids, first) as bar:
         segments = stream.run_segments(env, cfg.policy_type, first=first, count=ids.stop - first, slots=b,
-                                       seed=cfg.seed, max_steps=cfg.max_steps, steps=SEGMENT_STEPS,
+                                       seed=cfg.seed, max_steps=cfg.max_steps, steps=steps,
                                        randomization=cfg.randomization,
-                                       keep_qpos=cfg.camera) if first < ids.stop else ()
+                                       keep_qpos=host_render,
+                                       camera=cfg.device_camera) if first < ids.stop else ()
         for seg in segments:
             stitcher.add(seg)
             _hand_over(cfg, writer, pending, bar)
             for block in stitcher.ready():
                 pending.append((block, per_episode.episode_values(env, cfg.policy_type, np.arange(block.first, block.end),
-                                                                  seed=cfg.seed, randomization=cfg.randomization)))
+                                                                  seed=cfg.seed, randomization=cfg.randomization,
+                                                                  camera=cfg.device_camera)))
         _hand_over(cfg, writer, pending, bar)
     return stitcher.simulated_steps, stitcher.useful_steps
 
@@ -77,7 +82,8 @@ def host_batch(host: Rollout, keep: np.ndarray, randomized: bool) -> HostBatch:
                                   success=host.success, valid=host.valid, observations=tr.observations,
                                   actions=tr.actions, rewards=tr.rewards, policy_record=host.policy_record,
                                   randomization=host.randomization._asdict() if randomized else None,
-                                  mocap_pos=host.mocap_pos, qpos=tr.qpos, final_observations=host.final_observations)
+                                  mocap_pos=host.mocap_pos, qpos=tr.qpos, images=tr.images,
+                                  final_observations=host.final_observations)
     return batch.select(keep)
 
 
@@ -99,15 +105,16 @@ def simulate_batches(cfg: GenerationConfig, env, writer: DatasetWriter, ids: ran
     def launch(k: int):
         ids = np.arange(k * per_batch, (k + 1) * per_batch)
         return rollout_batch(env, cfg.policy_type, ids, seed=cfg.seed, max_steps=cfg.max_steps,
-                             randomization=cfg.randomization)
+                             randomization=cfg.randomization, camera=cfg.device_camera)
 
     useful = 0
     with _bar(cfg, ids, first) as bar:
         pending = launch(batches[0]) if batches else None
         for k in batches:
             following = launch(k + 1) if k + 1 < batches.stop else None
-            # The full qpos is needed on the host only to render images: don't transfer it otherwise.
-            host = jax.device_get(pending if cfg.camera else pending._replace(
+            # The full qpos is needed on the host only for MuJoCo's renderer: don't transfer it otherwise.
+            host_render = cfg.camera and cfg.device_camera is None
+            host = jax.device_get(pending if host_render else pending._replace(
                 trajectory=pending.trajectory._replace(qpos=None)))
             keep = host.episode_ids < cfg.n_episodes  # the last batch may carry padding episodes
             writer.write_batch(host_batch(host, keep, cfg.randomization is not None))

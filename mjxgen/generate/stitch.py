@@ -26,7 +26,8 @@ class Block(NamedTuple):
     success: np.ndarray  # (E,) bool
     finite: np.ndarray  # (E,) bool: every row of the episode finite
     next_observations: dict[str, np.ndarray]  # key -> (N, ...): the observation after each action
-    next_qpos: np.ndarray | None  # (N, nq), or None (no camera)
+    next_qpos: np.ndarray | None  # (N, nq), or None (not kept)
+    next_image: np.ndarray | None  # (N, H, W, 3) uint8, or None (no image made on the device)
     actions: np.ndarray  # (N, A)
     rewards: np.ndarray  # (N,)
 
@@ -52,7 +53,8 @@ def host_batch(block: Block, values: dict, randomized: bool) -> HostBatch:
         actions=block.actions, rewards=block.rewards, policy_record=values["policy_record"],
         randomization=values["randomization"] if randomized else None, mocap_pos=values["mocap_pos"],
         qpos=None if block.next_qpos is None else before(values["initial_qpos"], block.next_qpos),
-        final_observations={k: v[last] for k, v in block.next_observations.items()})
+        final_observations={k: v[last] for k, v in block.next_observations.items()},
+        images=None if block.next_image is None else before(values["initial_image"], block.next_image))
 
 
 class _Chunk:
@@ -93,6 +95,8 @@ class Stitcher:
                   **{f"next_observations/{k}": flat(v) for k, v in step.next_observations.items()}}
         if self.keep_qpos:
             arrays["next_qpos"] = flat(step.next_qpos)
+        if step.next_image is not None:
+            arrays["next_image"] = flat(step.next_image)
         live = np.flatnonzero(active.reshape(-1))
         if live.size:
             self._chunks.append(_Chunk(arrays, live, seg.episode_id.reshape(-1)[live].astype(np.int64),
@@ -151,4 +155,5 @@ class Stitcher:
         obs = {k.split("/", 1)[1]: v for k, v in out.items() if k.startswith("next_observations/")}
         return Block(first=a, end=b, lengths=lengths, success=self._success[sl].copy(),
                      finite=np.logical_and.reduceat(out["finite"], starts[:-1]), next_observations=obs,
-                     next_qpos=out.get("next_qpos"), actions=out["actions"], rewards=out["rewards"])
+                     next_qpos=out.get("next_qpos"), next_image=out.get("next_image"), actions=out["actions"],
+                     rewards=out["rewards"])

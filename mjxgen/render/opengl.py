@@ -46,14 +46,16 @@ class EpisodeRenderer:
         self.data = mujoco.MjData(self.model)
         self.camera = self.model.camera(camera).id
         self._cam_pos = self.model.cam_pos[self.camera].copy()
+        self._rgb = self.model.geom_rgba[:, :3].copy()  # the scene's colours (its geoms use no material)
 
     def render(self, qpos: np.ndarray, mocap_pos: np.ndarray, light_dir: np.ndarray | None = None,
-               camera_offset: np.ndarray | None = None) -> np.ndarray:
+               camera_offset: np.ndarray | None = None, rgb_scale: np.ndarray | None = None) -> np.ndarray:
         """(L, H, W, 3) uint8 frames of the states qpos (L, nq), with the episode's mocap bodies, light
-        direction and camera offset."""
+        direction, camera offset and geom colour factors rgb_scale (ngeom, 3)."""
         mj, m, d = self._mujoco, self.model, self.data
         if light_dir is not None and m.nlight:
             m.light_dir[0] = light_dir
+        m.geom_rgba[:, :3] = self._rgb if rgb_scale is None else np.clip(self._rgb * rgb_scale, 0.0, 1.0)
         m.cam_pos[self.camera] = self._cam_pos + (0.0 if camera_offset is None else camera_offset)
         d.mocap_pos[:] = mocap_pos
         out = np.empty((len(qpos), self.renderer.height, self.renderer.width, 3), np.uint8)
@@ -90,6 +92,7 @@ class BatchFrames:
             np.asarray(batch.mocap_pos[e], np.float64),
             None if draw is None else np.asarray(draw["light_dir"][e]),
             None if draw is None else np.asarray(draw["camera_offset"][e]),
+            None if draw is None or "geom_rgb_scale" not in draw else np.asarray(draw["geom_rgb_scale"][e]),
         )
         self.render_s += time.perf_counter() - start
         self.frames += len(frames)

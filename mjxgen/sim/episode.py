@@ -20,6 +20,7 @@ class Transition(NamedTuple):
     actions: jax.Array  # (..., action_dim)
     rewards: jax.Array  # (...,)
     successes: jax.Array  # (...,) bool: success reached by this step's action
+    images: jax.Array | None = None  # (..., H, W, 3) uint8: the camera's image before the action (camera on)
 
 
 class Step(NamedTuple):
@@ -32,6 +33,7 @@ class Step(NamedTuple):
     actions: jax.Array  # (..., action_dim)
     rewards: jax.Array  # (...,)
     successes: jax.Array  # (...,) bool: success reached by this step's action
+    next_image: jax.Array | None = None  # (..., H, W, 3) uint8: the camera's image after the action (camera on)
 
 
 def episode_key(seed: jax.Array, episode_id: jax.Array) -> jax.Array:

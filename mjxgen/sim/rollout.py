@@ -19,10 +19,10 @@ import numpy as np
 from mjxgen import checks
 from mjxgen.kernels import randomize
 from mjxgen.runtime import process, xla
-from mjxgen.sim import stream, per_episode
+from mjxgen.render import camera as render_camera
+from mjxgen.sim import per_episode, stream
 from mjxgen.envs import make_env
-from mjxgen.sim.episode import (INIT_KEY, RANDOMIZE_KEY, EpisodeStart, Transition, episode_key, record,  # noqa: F401
-                            resolve_policy, start_episode, step_episode)
+from mjxgen.sim.episode import Transition, resolve_policy
 
 # How many times each program has been traced (= compiled), keyed by (env, policy, max_steps, slots, steps).
 # A second call with the same shapes must not add to it.
@@ -64,6 +64,7 @@ def rollout_batch(
     randomization: randomize.RandomizationConfig | None = None,
     chunk_size: int | None = None,
     devices: Any = None,
+    camera: render_camera.Camera | None = None,
 ) -> Rollout:
     """Roll out a batch of episodes in one jitted call.
 
@@ -90,6 +91,8 @@ def rollout_batch(
         and cut. The data are identical to a one-device run, bit for bit (a shard_map or NamedSharding
         program is partitioned by XLA, and pick_place's contact steps then differ in the last bit). Each
         device compiles the program once, in parallel threads.
+      camera: a `mjxgen.render.camera.Camera(height, width)`: the trajectory's `images` (B, T, H, W, 3) uint8,
+        the scene's "front" camera before each action, rendered inside the program by the JAX renderer.
 
     Returns:
       A `Rollout` of (B, T, ...) transitions, lengths (B,) and success (B,), still on the device(s): sharded
@@ -107,7 +110,7 @@ def rollout_batch(
     if chunk_size is None:
         chunk_size = default_chunk_size(env)
     run = functools.partial(_fixed_horizon, env, policy, seed=int(seed), max_steps=int(max_steps),
-                            randomization=randomization, params=policy_params)
+                            randomization=randomization, params=policy_params, camera=camera)
     # Each device gets a contiguous share, run as chunks of one compiled shape (dispatched asynchronously and
     # joined on the device). A chunk is the same program as a batch of that size, so the data equal a
     # one-device, unchunked run.
@@ -143,11 +146,11 @@ def _gathered(devices: tuple, per_device: list):
     return jax.tree.map(join, *per_device)
 
 
-def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, randomization, params,
+def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, randomization, params, camera,
                    device) -> Rollout:
     """One batch on one device: ceil(T / K) segments of the streaming program, episodes ending only at the
     horizon."""
-    fn = stream.compiled_segment(env, policy, max_steps, SEGMENT_STEPS)
+    fn = stream.compiled_segment(env, policy, max_steps, SEGMENT_STEPS, camera)
     args = stream.program_args(env, seed, randomization, params, device)
     st = stream.initial_stream(env, policy, ids, first=0, count=len(ids), end_at_success=False, params=params,
                                device=device)
@@ -156,7 +159,7 @@ def _fixed_horizon(env, policy, ids: np.ndarray, *, seed: int, max_steps: int, r
         st, seg = fn(*args, st)
         segments.append(seg)
     values = per_episode.episode_values(env, policy, ids, seed=seed, randomization=randomization, params=params,
-                                        device=device)
+                                        device=device, camera=camera)
     return _assemble(segments, max_steps, jax.device_put(jnp.asarray(ids, jnp.int32), device), values)
 
 
@@ -175,7 +178,8 @@ def _assemble(segments, max_steps: int, ids, values) -> Rollout:
 
     tr = Transition(observations=jax.tree.map(before, values["initial_observations"], step.next_observations),
                     qpos=before(values["initial_qpos"], step.next_qpos), actions=step.actions, rewards=step.rewards,
-                    successes=step.successes)
+                    successes=step.successes,
+                    images=None if step.next_image is None else before(values["initial_image"], step.next_image))
     last = jax.tree.map(lambda x: x[jnp.arange(x.shape[0]), length - 1], step.next_observations)
     start_finite = _all_finite(values["initial_observations"])
     return Rollout(trajectory=tr, lengths=length, success=success, episode_ids=ids,

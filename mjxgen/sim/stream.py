@@ -15,6 +15,7 @@ randomization draw, the mocap bodies) are not streamed: mjxgen.sim.per_episode r
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 from typing import Any, Iterator, NamedTuple
 
@@ -24,6 +25,7 @@ import numpy as np
 from jax import lax
 
 from mjxgen.kernels import randomize
+from mjxgen.render import camera as render_camera
 from mjxgen.sim import programs
 from mjxgen.sim.episode import Step, resolve_policy, start_episode, step_episode
 
@@ -101,14 +103,17 @@ def _restart(env, policy, m, seed, randomization, params, stream: Stream) -> Str
                                                                           ids.count)))
 
 
-def _advance(env, policy, m, max_steps, params, end_at_success, sl: Slots) -> tuple[Slots, Segment]:
-    """One step of every slot."""
+def _advance(env, policy, m, max_steps, params, end_at_success, camera, sl: Slots) -> tuple[Slots, Segment]:
+    """One step of every slot (and, with a camera, each slot's image after it)."""
 
     def one(s: Slots):
         model = env.randomize(m, s.state, s.draw)[0]  # the episode's model, from its draw (same values each step)
         return step_episode(env, policy, model, s.state, s.policy_state, s.policy_key, s.t, params)
 
     state, policy_state, step = jax.vmap(one)(sl)
+    if camera is not None:
+        step = step._replace(next_image=render_camera.frames(env, camera, state.data.geom_xpos, state.data.geom_xmat,
+                                                             sl.draw))
     horizon = sl.t + 1 >= max_steps
     done = sl.active & (step.successes | horizon)
     finite = [jnp.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
@@ -119,7 +124,7 @@ def _advance(env, policy, m, max_steps, params, end_at_success, sl: Slots) -> tu
     return sl._replace(state=state, policy_state=policy_state, t=sl.t + 1, ended=ended), out
 
 
-def _step(env, policy, m, seed, max_steps, randomization, params, stream: Stream):
+def _step(env, policy, m, seed, max_steps, randomization, params, camera, stream: Stream):
     """Start the next episode in every slot whose episode ended (a real cond: skipped while none did), then
     step every slot (skipped once every id is finished)."""
     restart = functools.partial(_restart, env, policy, m, seed, randomization, params)
@@ -127,7 +132,7 @@ def _step(env, policy, m, seed, max_steps, randomization, params, stream: Stream
     traced = {}
 
     def advance(sl):
-        slots, out = _advance(env, policy, m, max_steps, params, stream.end_at_success, sl)
+        slots, out = _advance(env, policy, m, max_steps, params, stream.end_at_success, camera, sl)
         traced["out"] = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), out)
         return slots, out
 
@@ -140,7 +145,7 @@ def _step(env, policy, m, seed, max_steps, randomization, params, stream: Stream
 
 
 @functools.cache
-def compiled_segment(env, policy, max_steps: int, steps: int):
+def compiled_segment(env, policy, max_steps: int, steps: int, camera: render_camera.Camera | None = None):
     """The jitted segment program: (m, seed, randomization, params, stream) -> (stream, Segment (K, B, ...)).
     The stream is donated. rollout_batch and the streaming generator both run it.
 
@@ -151,12 +156,12 @@ def compiled_segment(env, policy, max_steps: int, steps: int):
     policy, label = resolve_policy(env, policy)
 
     def run(m, seed, randomization, params, stream):
-        TRACE_COUNT[(env.name, label, max_steps, stream.slots.t.shape[0], steps)] += 1
-        step = functools.partial(_step, env, policy, m, seed, max_steps, randomization, params)
+        TRACE_COUNT[(env.name, label, max_steps, stream.slots.t.shape[0], steps) + ((camera,) if camera else ())] += 1
+        step = functools.partial(_step, env, policy, m, seed, max_steps, randomization, params, camera)
         return lax.scan(lambda st, _: step(st), stream, None, length=steps)
 
     return programs.jit(run, kind="segment", env=env, policy=name, params_at=3, donate_argnums=(4,),
-                        max_steps=max_steps, steps=steps)
+                        max_steps=max_steps, steps=steps, camera=None if camera is None else dataclasses.asdict(camera))
 
 
 @functools.cache
@@ -214,12 +219,14 @@ def initial_stream(env, policy, table, *, first: int, count: int, stride: int = 
 
 
 def run_segments(env, policy, *, first: int, count: int, slots: int, seed: int, max_steps: int, steps: int,
-                 randomization=None, params=None, stride: int = 1, keep_qpos: bool = True) -> Iterator[Segment]:
+                 randomization=None, params=None, stride: int = 1, keep_qpos: bool = True,
+                 camera: render_camera.Camera | None = None) -> Iterator[Segment]:
     """Stream the ids first + stride * k, k < count, through `slots` slots, each episode ending at its first
     success; yield each segment on the host (NumPy) until every episode has ended. Segment k+1 is dispatched
     before segment k is fetched. keep_qpos=False: the segments' step.next_qpos is None, not fetched (only
-    rendering needs it; on a GPU it is a quarter of reach's transfer)."""
-    fn = compiled_segment(env, policy, int(max_steps), int(steps))
+    rendering needs it; on a GPU it is a quarter of reach's transfer). camera: each step's image after the action
+    is rendered in the program (step.next_image)."""
+    fn = compiled_segment(env, policy, int(max_steps), int(steps), camera)
     device = jax.local_devices()[0]
     args = program_args(env, seed, randomization, params, device)
     table = first + stride * np.arange(slots)
