@@ -8,7 +8,7 @@ import time
 from mjxgen import checks
 from mjxgen.runtime import distributed as dist
 from mjxgen.data import files
-from mjxgen.generate import simulate
+from mjxgen.generate import memory, simulate
 from mjxgen.generate.config import SEED_000_PARAMETERS, GenerationConfig
 from mjxgen.envs import make_env
 from mjxgen.runtime.process import configure
@@ -67,6 +67,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     env = make_env(cfg.env_name, cfg.env_config)
     stream = cfg.rollout == "stream"
     batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
+    memory.check_batch(cfg, env, batch_size)  # a ValueError naming the largest batch that fits, before any output
     writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
     blocks = dist.share(-(-cfg.n_episodes // batch_size))
     ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
@@ -114,7 +115,8 @@ def generate_dataset(cfg: GenerationConfig) -> dict:
     The parameters are GenerationConfig's fields (mjxgen.generate.config), with its defaults: seed 000's seven
     may be given by position, in seed 000's order; the rest are keyword-only, and an unknown keyword is a
     TypeError naming it. Every argument is checked before anything is simulated or written: a wrong type is a
-    TypeError and a wrong value a ValueError, each naming the argument.
+    TypeError and a wrong value a ValueError, each naming the argument; a batch that cannot fit in memory is a
+    ValueError naming the largest one that fits.
 
     Args:
       {settings}
