@@ -4,8 +4,8 @@ before JAX, MuJoCo or NumPy start loading.
 
 A process entry point goes through three phases:
 - importing the command (JAX, MuJoCo, ...): a signal ends the process at once, one line and os._exit. Nothing is
-  written yet, and an exception raised inside a C extension's initialization can abort the interpreter (seen:
-  SIGABRT from an enum created while jaxlib loads), so none is raised.
+  written yet, and an exception raised while a C extension initializes can abort the interpreter (seen once in
+  38 tries: SIGABRT, the exception raised in an enum's creation), so none is raised.
 - running it: a signal raises Interrupted, so that the command's cleanup runs (a generation run turns it into
   GenerationInterrupted, keeping what it finished); the entry point prints one line and returns 128 + signal.
 - after it (the interpreter ending): one line and os._exit, as while importing.
