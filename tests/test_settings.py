@@ -82,6 +82,17 @@ def test_evaluate_signature_is_eval_config():
     assert params["seed"].kind == inspect.Parameter.KEYWORD_ONLY and params["seed"].default == 1
 
 
+@pytest.mark.parametrize("cls", [GenerationConfig, TrainConfig, EvalConfig])
+def test_every_checked_setting_is_checked_on_construction(cls):
+    """A config whose __post_init__ forgot check_fields would take anything: each checked field refuses a value of
+    no sensible type, naming the field."""
+    checked = [name for name, (_, s) in checks.settings_of(cls).items() if s.check is not None or s.choices]
+    assert len(checked) >= 8
+    for name in checked:
+        with pytest.raises((TypeError, ValueError), match=name):
+            cls(**{name: object()})
+
+
 # ---------------------------------------------------------------------------------------------- the CLIs' flags
 def _help(argv, capsys, monkeypatch) -> str:
     monkeypatch.setenv("COLUMNS", "2000")  # one line per flag

@@ -113,6 +113,9 @@ class EvalConfig:
     overwrite: bool = setting(False, "replace an existing output file", flag_help="replace the --output file",
                               check=checks.boolean)
 
+    def __post_init__(self):
+        checks.check_fields(self)
+
 
 @checks.with_settings(EvalConfig, positional=("env_name", "n_episodes"))
 def evaluate(checkpoint: str | os.PathLike, cfg: EvalConfig) -> EvalResult:

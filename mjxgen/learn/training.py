@@ -41,10 +41,6 @@ TRACE_COUNT: collections.Counter = collections.Counter()
 RESUME_KEYS = ("model", "obs_keys", "dataset_sha256", "lr", "seed", "batch_size")
 
 
-def _as_str(name: str, value) -> str:
-    return str(value)
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """How to train (seed 000's TrainConfig(max_steps=50_000, lr=1e-4)). Keyword-only, validated. Its fields are
@@ -55,7 +51,7 @@ class TrainConfig:
     seed: int = setting(0, "the weights' init key; the BatchLoader's shuffling takes its own seed",
                         flag_help="the weights' init and the batches' shuffling seed", check=checks.seed)
     output_dir: str = setting("checkpoints", "where checkpoints go: final.npz at the end, step_<n>.npz every "
-                                             "checkpoint_every steps", flag_help="where checkpoints go", check=_as_str)
+                                             "checkpoint_every steps", flag_help="where checkpoints go", check=checks.path)
     checkpoint_every: int = setting(10_000, "steps between periodic checkpoints step_<n>.npz (0: only final.npz)",
                                     check=checks.non_negative_int)
     log_every: int = setting(100, "steps between loss read-backs (the tqdm bar and TrainResult.losses)", flag=None,
