@@ -1,11 +1,23 @@
 """Argument checks that every layer shares, each raising a TypeError (wrong type) or a ValueError (wrong value)
-whose message names the argument. The CLIs turn both into one `error:` line."""
+whose message names the argument. The CLIs turn both into one `error:` line.
+
+Also the settings table: a config dataclass's fields made with `setting(...)` carry their help text, CLI flag and
+check (a `Setting` in the field's metadata), so the dataclass alone says each setting's name, default, type, check
+and help. `check_fields` runs the checks, `with_settings` turns a function of a config into a function whose
+parameters are the config's fields, and the CLIs build their flags from the same fields (mjxgen.cli.arguments).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
 import math
+import os
 import re
-from typing import Iterable
+import textwrap
+import typing
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -86,6 +98,23 @@ def choice(name: str, value, choices: Iterable[str]) -> str:
     return value
 
 
+def optional(check: Callable) -> Callable:
+    """check, letting None through (a setting whose None means "decide for me")."""
+
+    def checked(name: str, value):
+        return None if value is None else check(name, value)
+
+    checked.__name__ = check.__name__
+    return checked
+
+
+def path(name: str, value) -> str:
+    """A file or directory path: a str or os.PathLike, as str."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
+    return os.fspath(value)
+
+
 def _range_text(low, high) -> str:
     if high is None:
         return f"an integer >= {low}" if low is not None else "an integer"
@@ -126,3 +155,127 @@ def _json_depth(text: str) -> int:
     b = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
     step = np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}")))
     return int(np.cumsum(step).max(initial=0))
+
+
+# --- the settings table ------------------------------------------------------------------------------------------
+SETTING = "mjxgen.setting"  # the field-metadata key of a Setting
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Setting:
+    """What a config field says about itself beyond its name, type and default (made by `setting()`)."""
+
+    help: str  # what the setting does, in one line: the API docstring's Args line and the CLI's --help
+    doc: str = ""  # more for the API docstring only, after help
+    flag: str | None = ""  # the CLI flag: "" for --<name-with-dashes> (--no-<name> for a True bool), None for none
+    flag_help: str = ""  # the CLI's text where it differs from help (a flag that switches a bool, ...)
+    check: Callable | None = None  # check(name, value) -> the value, normalized (TypeError/ValueError naming it)
+    choices: tuple = ()  # the allowed values: checked with choice(), and the CLI's choices
+    item_check: Callable | None = None  # a tuple setting: the CLI reads len(default) values, each checked by this
+    metavar: Any = None  # the CLI's placeholder(s) for the value(s)
+
+
+def setting(default, help: str, **kw) -> Any:
+    """A config field with its default and Setting (keywords: Setting's fields but help)."""
+    return dataclasses.field(default=default, metadata={SETTING: Setting(help=help, **kw)})
+
+
+def settings_of(cls_or_config) -> dict[str, tuple[dataclasses.Field, Setting]]:
+    """{name: (field, Setting)} of every field made with setting(), in field order."""
+    return {f.name: (f, f.metadata[SETTING]) for f in dataclasses.fields(cls_or_config) if SETTING in f.metadata}
+
+
+def check_fields(config) -> None:
+    """Run every field's check, in field order, and store the normalized values (in a frozen dataclass too)."""
+    for name, (_, s) in settings_of(config).items():
+        value = getattr(config, name)
+        if s.choices:
+            value = choice(name, value, s.choices)
+        if s.check is not None:
+            value = s.check(name, value)
+        object.__setattr__(config, name, value)
+
+
+def type_hints(obj) -> dict[str, Any]:
+    """obj's annotations resolved to types (strings where they can't be)."""
+    try:
+        return typing.get_type_hints(obj)
+    except Exception:  # an annotation naming something the module does not import at run time
+        return dict(getattr(obj, "__annotations__", {}))
+
+
+def signature(cls, positional: tuple[str, ...] = (), leading: Iterable[inspect.Parameter] = (),
+              returns=inspect.Signature.empty) -> inspect.Signature:
+    """The parameters of a function that takes cls's fields: `leading` ones first, then the `positional` fields
+    (positional-or-keyword, in that order), then every other field (keyword-only), each with its default."""
+    fields, hints = {f.name: f for f in dataclasses.fields(cls) if f.init}, type_hints(cls)
+    unknown = [n for n in positional if n not in fields]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {', '.join(unknown)}")
+    P = inspect.Parameter
+
+    def param(name, kind):
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else P.empty
+        return P(name, kind, default=default, annotation=hints.get(name, P.empty))
+
+    rest = [param(n, P.KEYWORD_ONLY) for n in fields if n not in positional]
+    return inspect.Signature([*leading, *(param(n, P.POSITIONAL_OR_KEYWORD) for n in positional), *rest],
+                             return_annotation=returns)
+
+
+def with_settings(cls, positional: tuple[str, ...] = ()) -> Callable:
+    """Decorator: `fn(*leading, config)` becomes `fn(*leading, **settings)`, whose parameters are cls's fields
+    (see signature()), so the dataclass is the one place of their names, order, defaults and checks. The call
+    builds `cls(**settings)`, which checks them; an unknown keyword is a TypeError naming it. In fn's docstring a
+    line "{settings}" becomes one Args entry per field (Setting.help, then Setting.doc)."""
+
+    def wrap(fn: Callable) -> Callable:
+        own = list(inspect.signature(fn).parameters.values())[:-1]  # the leading parameters; the last is the config
+        hints = type_hints(fn)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in own]
+        sig = signature(cls, positional, own, hints.get("return", inspect.Signature.empty))
+
+        def call(*args, **kwargs):
+            unknown = [k for k in kwargs if k not in sig.parameters]
+            if unknown:
+                raise TypeError(f"{fn.__name__}() got unexpected keyword argument{'s' * (len(unknown) > 1)} "
+                                f"{', '.join(map(repr, unknown))}{_did_you_mean(unknown, sig.parameters)}")
+            try:
+                values = sig.bind(*args, **kwargs).arguments
+            except TypeError as e:
+                raise TypeError(f"{fn.__name__}(): {e}") from None
+            lead = [values.pop(p.name) for p in own]
+            return fn(*lead, cls(**values))
+
+        for attr in ("__module__", "__name__", "__qualname__"):
+            setattr(call, attr, getattr(fn, attr))
+        call.__doc__ = _with_args(fn.__doc__, cls, [p for p in sig.parameters if p not in {q.name for q in own}])
+        call.__signature__, call.__wrapped__ = sig, fn
+        return call
+
+    return wrap
+
+
+def _did_you_mean(unknown: list[str], names) -> str:
+    close = [m for k in unknown for m in difflib.get_close_matches(k, list(names), n=1)]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _with_args(doc: str | None, cls, names: list[str], width: int = 116) -> str | None:
+    """doc with its "{settings}" line replaced by an Args entry per name, indented as that line."""
+    if doc is None or "{settings}" not in doc:
+        return doc
+    line = next(x for x in doc.splitlines() if x.strip() == "{settings}")
+    indent = line[: len(line) - len(line.lstrip())]
+    table = settings_of(cls)
+    entries = []
+    for name in names:
+        s = table[name][1] if name in table else None
+        text = f"{name}: {_sentence(s.help)}{' ' + s.doc if s.doc else ''}" if s else f"{name}: (undocumented)"
+        entries.append(textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent + "  "))
+    return doc.replace(line, "\n".join(entries))
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -2,6 +2,6 @@
 
 import sys
 
-from mjxgen.cli.pusht import main
+from mjxgen.cli import pusht_main  # light: the command's imports happen inside its signal handlers
 
-sys.exit(main())
+sys.exit(pusht_main())

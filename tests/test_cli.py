@@ -1,8 +1,13 @@
 """The command lines: one-line errors for bad input, a real small run, and every flag's effect in the file."""
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -81,6 +86,107 @@ def test_reach_module_runs_end_to_end(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 2
     assert "Traceback" not in again.stderr and "already exists" in again.stderr
+
+
+def test_a_batch_too_large_for_memory_is_refused_in_one_line(tmp_path, capsys):
+    """Issue 27: `--batch 1000000000` died with _ArrayMemoryError (a traceback, exit 1, a .partial left behind)."""
+    out = tmp_path / "huge.h5"
+    assert cli.task_main("reach", ["--batch", "1000000000", "--output", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: a batch of 1000000000 episodes does not fit in memory")
+    largest = int(re.search(r"the largest batch that fits is (\d+)", err).group(1))
+    assert largest < 10**9
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its .partial directory
+
+
+# Each entry point, started in a fresh process and signalled while it imports (issue 27): one line, 128 + signal.
+ENTRY_POINTS = {
+    "python -m mjxgen.reach": ["-m", "mjxgen.reach", "--batch", "4", "--max-steps", "10", "--output", "r.h5"],
+    "python -m mjxgen.pick_place": ["-m", "mjxgen.pick_place", "--batch", "4", "--output", "p.h5"],
+    "python -m mjxgen.pusht": ["-m", "mjxgen.pusht", "--num-samples", "1", "--output-h5", "s.h5"],
+    "mjxgen": ["-c", "import sys; from mjxgen.cli import main; sys.exit(main())", "datagen", "--n-episodes", "4"],
+}
+
+
+def _handles(pid: int, sig: int) -> bool:
+    """Whether process pid has a handler installed for sig (the SigCgt mask of /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) >> (sig - 1) & 1)
+
+
+def _loaded_jax(pid: int) -> bool:
+    try:
+        return "jaxlib" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def _start(entry: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *ENTRY_POINTS[entry], "--no-progress"], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask in /proc")
+@pytest.mark.parametrize("entry, sig", [("python -m mjxgen.reach", signal.SIGINT),
+                                        ("python -m mjxgen.pick_place", signal.SIGTERM),
+                                        ("python -m mjxgen.pusht", signal.SIGINT), ("mjxgen", signal.SIGTERM)])
+def test_a_signal_during_the_imports_ends_in_one_line(entry, sig, tmp_path):
+    """The signal is sent as soon as the process handles SIGTERM (Python never does by default), before JAX has
+    loaded: the command's handlers must be in place before its heavy imports. Without a handler it is sent
+    after 5 s, while the process imports or compiles."""
+    proc = _start(entry, tmp_path)
+    start = time.monotonic()
+    while not _handles(proc.pid, signal.SIGTERM) and time.monotonic() - start < 5 and proc.poll() is None:
+        time.sleep(0.001)
+    early = not _loaded_jax(proc.pid)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (128 + sig, f"interrupted by {signal.Signals(sig).name}\n"), err[-2000:]
+    assert out == "" and early, "the signal handlers came after JAX had loaded"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_later_ends_in_one_line(tmp_path):
+    """Seconds later (JAX loaded; the command imports, builds its env or compiles): still one line and 130."""
+    proc = _start("python -m mjxgen.reach", tmp_path)
+    start = time.monotonic()
+    while not _loaded_jax(proc.pid) and time.monotonic() - start < 60 and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.count("\n") == 1 and "Traceback" not in err, err[-2000:]
+    assert err.startswith("interrupted by SIGINT")
+
+
+class _Dropped:
+    """An object whose __del__ receives the signal: Python drops exceptions raised there ("Exception ignored")."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, inside __del__
+
+
+def test_a_signal_while_the_command_runs_ends_in_one_line(monkeypatch, tmp_path, capsys):
+    """In the command (here: while it builds its env), SIGINT raises, the command's cleanup runs, and the entry point
+    prints one line and returns 130; also when the exception is raised where Python drops it (a __del__, JAX's gc
+    callback): the signal is sent again."""
+    from mjxgen.generate import pipeline
+
+    def make_env(*args):
+        _Dropped()  # collected at once: the signal's exception is dropped in its __del__ ...
+        time.sleep(2)  # ... and raised again here
+        raise AssertionError("the signal was lost")
+
+    monkeypatch.setattr(pipeline, "make_env", make_env)
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.task_main("reach", ["--batch", "2", "--output", str(tmp_path / "x.h5")]) == 130
+    assert capsys.readouterr().err == "interrupted by SIGINT\n"
+    assert signal.getsignal(signal.SIGINT) is before  # a call inside a program gives the handlers back
 
 
 # Every flag of both arm CLIs (`mjxgen datagen` and `python -m mjxgen.<task>`), each checked in the file it writes.

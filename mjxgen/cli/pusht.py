@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from mjxgen.cli import Parser, add_distributed_args, distributed_of, non_negative_int, positive_int, report_failures
+from mjxgen.cli.arguments import (Parser, add_distributed_args, distributed_of, non_negative_int, positive_int,
+                                  report_failures)
 from mjxgen.data.stats import print_table, stats_rows
 from mjxgen.pusht.generate import MAX_VIDEOS, generate
 from mjxgen.runtime.process import configure
@@ -33,7 +34,8 @@ def parse_args(argv=None, prog: str = "python -m mjxgen.pusht") -> argparse.Name
 
 
 def main(argv=None, prog: str = "python -m mjxgen.pusht") -> int:
-    """The PushT command: `python -m mjxgen.pusht ...` or `mjxgen pusht ...` (prog: how it was called)."""
+    """The PushT command: `python -m mjxgen.pusht ...` or `mjxgen pusht ...` (prog: how it was called). Run it
+    through mjxgen.cli.pusht_main (or mjxgen.cli.main), which turns SIGINT and SIGTERM into one line."""
     configure()
     args = parse_args(argv, prog)
     if args.video_samples > MAX_VIDEOS:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from typing import Any
 
-from mjxgen.kernels.randomize import RandomizationConfig
+from mjxgen import checks
 from mjxgen.runtime import distributed as dist
 from mjxgen.data import files
-from mjxgen.generate import simulate
-from mjxgen.generate.config import GenerationConfig
+from mjxgen.generate import memory, simulate
+from mjxgen.generate.config import SEED_000_PARAMETERS, GenerationConfig
 from mjxgen.envs import make_env
 from mjxgen.runtime.process import configure
 from mjxgen.sim import programs
@@ -71,6 +69,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     env = make_env(cfg.env_name, cfg.env_config)
     stream = cfg.rollout == "stream"
     batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
+    memory.check_batch(cfg, env, batch_size)  # a ValueError naming the largest batch that fits, before any output
     writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
     blocks = dist.share(-(-cfg.n_episodes // batch_size))
     ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
@@ -111,80 +110,22 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     )
 
 
-def generate_dataset(
-    env_name: str = "reach",
-    n_episodes: int = 100,
-    output_path: str | os.PathLike = "data/dataset.h5",
-    policy_type: str = "random",
-    domain_randomization: bool | RandomizationConfig = False,
-    max_steps: int = 200,
-    seed: int = 42,
-    *,
-    batch_size: int = 256,
-    camera: bool = False,
-    image_size: tuple[int, int] = (64, 64),
-    renderer: str = "jax",
-    compression: str = "gzip",
-    on_invalid: str = "drop",
-    overwrite: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    env_config: Any = None,
-    layout: str = "episodes",
-    dtype: str = "float64",
-    distributed: Any = None,
-) -> dict:
+@checks.with_settings(GenerationConfig, positional=SEED_000_PARAMETERS)
+def generate_dataset(cfg: GenerationConfig) -> dict:
     """Simulate n_episodes, batch_size at a time, and write them to an HDF5 file (seed 000's layout by default).
 
-    Seed 000's seven parameters may be given by position, in seed 000's order; the rest are keyword-only.
-    Every argument is checked before anything is simulated or written: a wrong type is a TypeError and a
-    wrong value a ValueError, each naming the argument.
+    The parameters are GenerationConfig's fields (mjxgen.generate.config), with its defaults: seed 000's seven
+    may be given by position, in seed 000's order; the rest are keyword-only, and an unknown keyword is a
+    TypeError naming it. Every argument is checked before anything is simulated or written: a wrong type is a
+    TypeError and a wrong value a ValueError, each naming the argument; a batch that cannot fit in memory is a
+    ValueError naming the largest one that fits.
 
     Args:
-      env_name: "reach" or "pick_place".
-      n_episodes: number of episodes to collect.
-      output_path: the HDF5 file to write; parent directories are created. An existing file is refused
-        unless overwrite=True.
-      policy_type: "random" (uniform actions), "scripted" (the task's expert) or "dmp" (a random DMP).
-      domain_randomization: False; True for the default ranges (seed 000's light direction and friction,
-        and more: see docs/tasks.md); or a `mjxgen.kernels.randomize.RandomizationConfig` with your ranges. Each
-        episode's draw is stored under `episode_N/randomization/`.
-      max_steps: the horizon T; an episode ends at its first success.
-      seed: episode i's randomness is fold_in(key(seed), i), whatever the batch size.
-      batch_size: episodes simulated at once (slots: a slot whose episode ends starts the next one).
-      camera: store `observations/image` (L, H, W, 3) uint8 frames from the scene's "front" camera.
-      image_size: (H, W) of the camera frames, each in 1..480.
-      renderer: who draws the frames: "jax" (the batch renderer inside the simulation program) or "mujoco"
-        (MuJoCo's OpenGL renderer on the host, from each step's recorded state; the reference).
-      compression: "gzip" (default, seed 000), "lzf" (faster) or "none".
-      on_invalid: episodes with NaN or inf (detected on the device): "drop" leaves them out (their ids are in
-        the file's `dropped_episodes`), "flag" writes them with the episode attribute invalid = True.
-      overwrite: replace an existing output file and any unfinished run of it.
-      resume: continue the unfinished run in `<output_path>.partial/` (after Ctrl-C, SIGTERM, SIGKILL or a
-        write error). The settings must match; the result equals an uninterrupted run.
-      progress: show a tqdm progress bar of episodes.
-      env_config: the task's config (`mjxgen.reach.ReachConfig`, `mjxgen.pick_place.PickPlaceConfig`), e.g.
-        another success threshold or target box; None for the task's defaults. Stored in the file.
-      layout: "episodes" (seed 000's: a group per episode) or "flat" (every step of every episode concatenated
-        per key, with meta/episode_ends; much faster to write). Both are read by TrajectoryDataset.
-      dtype: the stored float arrays, "float64" (seed 000) or "float32" (half the size; the simulation is
-        float32, so nothing is lost).
-      distributed: None (this process alone); True (one of many processes, as the cluster's environment says:
-        SLURM, ...); or a `mjxgen.runtime.distributed.DistributedConfig(coordinator="HOST:PORT", num_processes=N,
-        process_id=I)`. Each process runs its share of the blocks; process 0 writes the file, which equals
-        the file of a one-process run. Every process returns the stats of the whole file. Not with
-        layout="flat" yet.
+      {settings}
 
     Returns:
       Seed 000's stats: total_episodes, total_steps, mean_episode_length, mean_reward (mean total episode
       reward), success_rate, output_path, file_size_mb; and invalid_episodes (dropped or flagged).
       The output file exists only once the run is complete.
     """
-    cfg = GenerationConfig(
-        env_name=env_name, n_episodes=n_episodes, output_path=output_path, policy_type=policy_type,
-        domain_randomization=domain_randomization, max_steps=max_steps, seed=seed, batch_size=batch_size,
-        camera=camera, image_size=image_size, renderer=renderer, compression=compression, on_invalid=on_invalid,
-        overwrite=overwrite, resume=resume, progress=progress, env_config=env_config, layout=layout, dtype=dtype,
-        distributed=distributed,
-    )
     return run_generation(cfg).stats

@@ -15,7 +15,8 @@ import numpy as np
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen import checks
-from mjxgen.envs import make_env
+from mjxgen.checks import setting
+from mjxgen.envs import env_class, make_env
 from mjxgen.data.hostbatch import HostBatch
 from mjxgen.learn.models import ModelRegistry
 from mjxgen.sim.rollout import Rollout, rollout_batch
@@ -87,25 +88,46 @@ class EvalResult:
     rollout: Rollout  # on the host
 
 
-def evaluate(checkpoint: str | os.PathLike, env_name: str = "reach", n_episodes: int = 100, *,
-             seed: int = EVAL_SEED, max_steps: int = 200, randomize: bool = False, batch: int | None = None,
-             output: str | os.PathLike | None = None, overwrite: bool = False) -> EvalResult:
+def _env_name(name: str, value) -> str:
+    env_class(value)  # a TypeError or ValueError naming the registered envs
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """How to evaluate a checkpoint: evaluate()'s parameters after the checkpoint, and `mjxgen eval`'s flags
+    (mjxgen.cli.learn). Keyword-only, validated."""
+
+    env_name: str = setting("reach", "the task; it must be the checkpoint's", check=_env_name)
+    n_episodes: int = setting(100, "episodes to run (ids 0 .. n_episodes-1 of seed)", flag_help="episodes",
+                              check=checks.episode_count)
+    seed: int = setting(EVAL_SEED, "the episodes' seed; training data use 42 by default, so these are other "
+                                   "episodes", check=checks.seed)
+    max_steps: int = setting(200, "the horizon T", check=checks.positive_int)
+    randomize: bool = setting(False, "domain randomization with the default ranges", check=checks.boolean)
+    batch: int | None = setting(None, "episodes per compiled call (rollout_batch's chunk_size); None: all in one",
+                                flag_help="episodes per compiled call (default: all)",
+                                check=checks.optional(checks.positive_int))
+    output: str | os.PathLike | None = setting(None, "write the rollouts as a dataset (policy 'bc') to this HDF5 "
+                                                     "file", check=checks.optional(checks.path))
+    overwrite: bool = setting(False, "replace an existing output file", flag_help="replace the --output file",
+                              check=checks.boolean)
+
+    def __post_init__(self):
+        checks.check_fields(self)
+
+
+@checks.with_settings(EvalConfig, positional=("env_name", "n_episodes"))
+def evaluate(checkpoint: str | os.PathLike, cfg: EvalConfig) -> EvalResult:
     """Roll out a checkpoint's policy on episodes 0 .. n_episodes-1 of `seed` in one rollout_batch call.
 
     Args:
       checkpoint: a .npz written by the Trainer (`checkpoints/final.npz`).
-      env_name: the task; it must be the checkpoint's.
-      n_episodes: episodes to run.
-      seed: the episodes' seed (default EVAL_SEED = 1, not the training data's usual 42).
-      max_steps: the horizon T.
-      randomize: domain randomization with the default ranges.
-      batch: episodes per compiled call (rollout_batch's chunk_size); None: all in one call.
-      output: write the rollouts as a dataset (policy "bc") to this HDF5 file.
-      overwrite: replace an existing output file.
+      {settings}
     """
-    n_episodes = checks.episode_count("n_episodes", n_episodes)
-    max_steps, seed = checks.positive_int("max_steps", max_steps), checks.seed("seed", seed)
-    batch = n_episodes if batch is None else min(checks.positive_int("batch", batch), n_episodes)
+    env_name, n_episodes, seed, max_steps = cfg.env_name, cfg.n_episodes, cfg.seed, cfg.max_steps
+    randomize, output, overwrite = cfg.randomize, cfg.output, cfg.overwrite
+    batch = n_episodes if cfg.batch is None else min(cfg.batch, n_episodes)
     env = make_env(env_name)
     policy, params, config = load_policy(checkpoint, env)
     randomization = RandomizationConfig() if randomize else None

@@ -29,6 +29,7 @@ from mjxgen.learn import checkpoints as ckpt
 from mjxgen.learn import models
 from mjxgen.learn.minibatches import BatchLoader, flat_batch  # noqa: F401 (BatchLoader: part of this module's API)
 from mjxgen import checks
+from mjxgen.checks import setting
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.data.formats import IMAGE
 from mjxgen.runtime.versions import package_versions
@@ -42,29 +43,30 @@ RESUME_KEYS = ("model", "obs_keys", "dataset_sha256", "lr", "seed", "batch_size"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """How to train (seed 000's TrainConfig(max_steps=50_000, lr=1e-4)). Keyword-only, validated."""
+    """How to train (seed 000's TrainConfig(max_steps=50_000, lr=1e-4)). Keyword-only, validated. Its fields are
+    the settings table of `mjxgen train` too (mjxgen.cli.learn): each flag's name, default, check and help."""
 
-    max_steps: int = 50_000  # optimizer steps (one batch each)
-    lr: float = 1e-4  # Adam's learning rate (constant)
-    seed: int = 0  # the weights' init key; the BatchLoader's shuffling takes its own seed
-    output_dir: str = "checkpoints"  # final.npz at the end, step_<n>.npz every checkpoint_every steps
-    checkpoint_every: int = 10_000  # steps between periodic checkpoints (0: only final.npz)
-    log_every: int = 100  # steps between loss read-backs (the tqdm bar and TrainResult.losses)
-    resume: bool = False  # continue from the newest checkpoint in output_dir
-    overwrite: bool = False  # remove the checkpoints already in output_dir and start over
-    progress: bool = True  # show a tqdm bar with the loss
+    max_steps: int = setting(50_000, "optimizer steps (one batch each)", check=checks.positive_int)
+    lr: float = setting(1e-4, "Adam's learning rate (constant)", check=checks.positive_float)
+    seed: int = setting(0, "the weights' init key; the BatchLoader's shuffling takes its own seed",
+                        flag_help="the weights' init and the batches' shuffling seed", check=checks.seed)
+    output_dir: str = setting("checkpoints", "where checkpoints go: final.npz at the end, step_<n>.npz every "
+                                             "checkpoint_every steps", flag_help="where checkpoints go", check=checks.path)
+    checkpoint_every: int = setting(10_000, "steps between periodic checkpoints step_<n>.npz (0: only final.npz)",
+                                    check=checks.non_negative_int)
+    log_every: int = setting(100, "steps between loss read-backs (the tqdm bar and TrainResult.losses)", flag=None,
+                             check=checks.positive_int)
+    resume: bool = setting(False, "continue from the newest checkpoint in output_dir",
+                           flag_help="continue from the newest checkpoint in --output-dir", check=checks.boolean)
+    overwrite: bool = setting(False, "remove the checkpoints already in output_dir and start over",
+                              flag_help="delete the checkpoints in --output-dir and start over", check=checks.boolean)
+    progress: bool = setting(True, "show a tqdm bar with the loss", flag_help="hide the progress bar",
+                             check=checks.boolean)
 
     def __post_init__(self):
-        object.__setattr__(self, "max_steps", checks.positive_int("max_steps", self.max_steps))
-        object.__setattr__(self, "log_every", checks.positive_int("log_every", self.log_every))
-        object.__setattr__(self, "checkpoint_every", checks.non_negative_int("checkpoint_every", self.checkpoint_every))
-        object.__setattr__(self, "lr", checks.positive_float("lr", self.lr))
-        object.__setattr__(self, "seed", checks.seed("seed", self.seed))
-        for name in ("resume", "overwrite", "progress"):
-            checks.boolean(name, getattr(self, name))
+        checks.check_fields(self)
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
-        object.__setattr__(self, "output_dir", str(self.output_dir))
 
 
 @functools.cache

@@ -2,6 +2,6 @@
 
 import sys
 
-from mjxgen.cli import task_main
+from mjxgen.cli import task_main  # light: the command's imports happen inside its signal handlers
 
 sys.exit(task_main("reach"))
