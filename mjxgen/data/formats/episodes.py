@@ -185,6 +185,15 @@ class EpisodeReader:
             return None
         return tuple(checking.read(self.path, name, g, k, length, (), kinds="b") for k in (TERMINATED, TRUNCATED))
 
+    def final_observation(self, e: int, keys: tuple[str, ...]) -> dict | None:
+        """Episode e's final_observation/<key> of `keys`, checked against the declared shapes; None in a v1 file."""
+        g, name = self._group(e), self._where[e][1]
+        if FINAL_OBSERVATION not in g:
+            return None
+        shapes = {k: self.expect.obs_shapes.get(k) for k in keys}
+        return {k: checking.read(self.path, name, g, f"{FINAL_OBSERVATION}/{k}", *((s[0], s[1:]) if s else ()))
+                for k, s in shapes.items()}
+
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         g = self._group(e)
         return checking.dataset(self.path, self._where[e][1], g, observation(IMAGE))[lo:hi]
