@@ -196,11 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         from mjxgen.cli.pusht import main as pusht_main
 
         return pusht_main(argv[1:], prog="mjxgen pusht")
+    if argv[:1] == ["export"]:  # its own parser (mjxgen.cli.export)
+        from mjxgen.cli.export import main as export_main
+
+        return export_main(argv[1:], prog="mjxgen export")
     configure_from(argv)
     p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("pusht", add_help=False, help="generate a PushT random-DMP dataset (seed 003's flags; "
                                                  "`mjxgen pusht --help`)")
+    sub.add_parser("export", add_help=False, help="export to LeRobot, robomimic or Minari (`mjxgen export --help`)")
     d = sub.add_parser("datagen", help="generate a dataset (seed 000's flags)")
     d.add_argument("--env-name", default="reach", help="task: reach or pick_place (default reach)")
     d.add_argument("--n-episodes", type=episode_count, default=100, help="episodes to generate (default 100)")
