@@ -209,6 +209,33 @@ def test_pusht_lerobot_with_replayed_images(pusht_file, tmp_path):
     assert len(frames) == info["total_frames"] == len(actions) and frames[0].shape == (96, 96, 3)
 
 
+def test_lerobot_many_files(pusht_file, tmp_path, monkeypatch):
+    """With tiny file limits the data and the video span several files: each episode's data/ and videos/ columns
+    point into the file that holds its rows and frames, and the rows are those of a one-file export."""
+    whole = export(pusht_file, to="lerobot", output=tmp_path / "one", progress=False).output
+    monkeypatch.setattr(lerobot, "DATA_FILE_MB", 1e-3)  # ~1 kB: about one 30-step episode (40 B a row)
+    monkeypatch.setattr(lerobot, "VIDEO_FILE_MB", 1e-9)  # a new file as soon as the encoder has written a packet
+    out = export(pusht_file, to="lerobot", output=tmp_path / "many", images=True, progress=False).output
+    eps = parquet(out, "meta/episodes/chunk-000/file-000.parquet").to_pydict()
+    files = sorted((out / "data/chunk-000").glob("*.parquet"))
+    assert len(files) > 1 and eps["data/file_index"][-1] == len(files) - 1
+    rows = [pq.read_table(f).to_pydict() for f in files]
+    for e, (fi, lo, hi) in enumerate(zip(eps["data/file_index"], eps["dataset_from_index"], eps["dataset_to_index"])):
+        assert set(range(lo, hi)) <= set(rows[fi]["index"]) and set(rows[fi]["episode_index"]) >= {e}
+    joined = {k: sum((r[k] for r in rows), []) for k in rows[0]}
+    assert joined == parquet(whole, "data/chunk-000/file-000.parquet").to_pydict()
+    video = {k: eps[f"videos/observation.image/{k}"] for k in ("file_index", "from_timestamp", "to_timestamp")}
+    assert video["file_index"][-1] > 0 and video["from_timestamp"][0] == 0  # a new file once one holds the limit
+    for e, n in enumerate(eps["length"]):
+        path = out / f"videos/observation.image/chunk-000/file-{video['file_index'][e]:03d}.mp4"
+        with av.open(str(path)) as f:
+            times = [fr.time for fr in f.decode(video=0)]
+        lo, hi = video["from_timestamp"][e], video["to_timestamp"][e]
+        assert [t for t in times if lo - 1e-6 < t < hi - 1e-6] == pytest.approx(lo + np.arange(n) / 10)
+        if e and video["file_index"][e] != video["file_index"][e - 1]:
+            assert lo == 0 and times[0] == 0
+
+
 # --- robomimic ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("which", ["reach", "pick_place"])
 def test_robomimic_layout(which, reach_file, pick_place_file, tmp_path):

@@ -47,10 +47,14 @@ def main(argv=None, prog: str = "mjxgen export") -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv, prog)
-    status, r = report_failures(
-        lambda: export(a.input, to=a.to, output=a.output, task=a.task, images=a.images, val_fraction=a.val_fraction,
-                       overwrite=a.overwrite, progress=not a.no_progress),
-        [*prog.split(), *argv])
+    try:
+        status, r = report_failures(
+            lambda: export(a.input, to=a.to, output=a.output, task=a.task, images=a.images,
+                           val_fraction=a.val_fraction, overwrite=a.overwrite, progress=not a.no_progress),
+            [*prog.split(), *argv])
+    except KeyboardInterrupt:
+        print(f"interrupted: the export did not finish ({a.output} is left as it was)", file=sys.stderr)
+        return 130
     if status:
         return status
     rows = [("Output", f"{r.output} ({r.target})"), ("Episodes", str(r.episodes)), ("Frames", str(r.frames)),

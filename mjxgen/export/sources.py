@@ -228,6 +228,9 @@ class PushtSource(Source):
         return self.versions.get("gym-pusht")
 
     def close(self) -> None:
+        from mjxgen.export import replay
+
+        replay.close()
         if getattr(self, "_file", None) is not None:
             self._file.close()
             self._file = None
