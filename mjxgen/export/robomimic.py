@@ -66,9 +66,10 @@ class RobomimicExport(Export):
             for ep in self.progress(source, options):
                 name = f"demo_{ep.index}"
                 g = data.create_group(name)
+                obs, next_obs = g.create_group("obs"), g.create_group("next_obs")
                 for key, rows in ep.observations.items():
-                    g.create_dataset(f"obs/{key}", data=rows)
-                    g.create_dataset(f"next_obs/{key}", data=np.concatenate([rows[1:], ep.final[key][None]]))
+                    obs.create_dataset(key, data=rows)
+                    next_obs.create_dataset(key, data=np.concatenate([rows[1:], ep.final[key][None]]))
                 g.create_dataset("actions", data=ep.actions)
                 g.create_dataset("rewards", data=ep.rewards)
                 g.create_dataset("dones", data=ep.terminated.astype(np.int64))
