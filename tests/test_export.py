@@ -24,7 +24,7 @@ PICK_PLACE = REACH | {"object_pos": (3,), "object_quat": (4,), "gripper_pos": (1
 CAMERA = (24, 32)
 
 
-def synthetic(path, env_name, keys, n, horizon, layout, dtype="float64", seed=0, nan=()):
+def synthetic(path, env_name, keys, n, horizon, layout, dtype="float64", seed=0, nan=(), control_dt=0.02):
     """An arm file of random steps through the real writer: lengths in [horizon / 3, horizon], success where
     shorter; episodes in `nan` get a NaN and are kept flagged invalid."""
     rng = np.random.default_rng(seed)
@@ -36,7 +36,7 @@ def synthetic(path, env_name, keys, n, horizon, layout, dtype="float64", seed=0,
         obs["joint_vel"][int(lengths[:e].sum())] = np.nan
         valid[e] = False
     w = DatasetWriter(path, env_name=env_name, policy="scripted", seed=seed, model_xml="<mujoco/>", layout=layout,
-                      config={"n_episodes": n, "max_steps": horizon, "env_config": {"control_dt": 0.02}},
+                      config={"n_episodes": n, "max_steps": horizon, "env_config": {"control_dt": control_dt}},
                       compression="lzf", obs_shapes=keys, action_size=4, dtype=dtype, on_invalid="flag")
     w.write_batch(HostBatch(first=0, end=n, episode_ids=np.arange(n), lengths=lengths, success=lengths < horizon,
                             valid=valid, observations=obs, actions=rng.uniform(-1, 1, (rows, 4)),
@@ -375,6 +375,15 @@ def test_overwrite_and_to(reach_file, tmp_path):
         export(reach_file, to="rlds", output=tmp_path / "x", progress=False)
     with pytest.raises(ValueError, match="val_fraction must be a number in"):
         export(reach_file, to="robomimic", output=tmp_path / "x", val_fraction=1.0, progress=False)
+
+
+@pytest.mark.parametrize("control_dt, message", [(None, "needs the frame rate"), (0.03, "integer frame rate")])
+def test_lerobot_needs_an_integer_frame_rate(control_dt, message, tmp_path):
+    path = synthetic(tmp_path / "odd.h5", "reach", REACH, 3, 10, "flat", control_dt=control_dt)
+    with pytest.raises(ValueError, match=message):
+        export(path, to="lerobot", output=tmp_path / "lr", progress=False)
+    assert export(path, to="robomimic", output=tmp_path / "rm.hdf5", progress=False).episodes == 3
+    assert not (tmp_path / "lr").exists()
 
 
 def test_version_1_files(tmp_path):

@@ -85,6 +85,8 @@ class Layout:
 
 def fps_of(source: Source) -> int:
     """LeRobot's fps is an integer: the source's control rate, which must be one."""
+    if source.fps is None:
+        raise ValueError(f"LeRobot needs the frame rate, and {source.path}'s config has no env_config.control_dt")
     fps = round(source.fps)
     if fps < 1 or abs(source.fps - fps) > 1e-6 * fps:
         raise ValueError(f"LeRobot needs an integer frame rate; {source.path}'s control rate is {source.fps:g} Hz")

@@ -51,7 +51,7 @@ class Source:
     config: dict  # its config attribute, parsed
     seed: int
     policy: str
-    fps: float  # control steps per second
+    fps: float | None  # control steps per second (None: the file does not say)
     keys: dict[str, tuple[int, ...]]  # observation key -> shape, in stored order
     dtype: np.dtype  # the stored float arrays'
     action_names: tuple[str, ...]
@@ -118,19 +118,18 @@ class ArmSource(Source):
             self._success = index.success[self._positions]
             names = tuple(k for k in index.keys if k != IMAGE)
             self.keys = {k: tuple(shapes.get("observations", {}).get(k) or self._shape(k)) for k in names}
-            self.has_final = self._reader.final_observation(0, names[:1]) is not None if len(index.lengths) else False
+            if not len(self.lengths):
+                raise DatasetFormatError(f"{path} holds no valid episodes")
+            self.has_final = self._reader.final_observation(0, names[:1]) is not None
+            self.fps = control_rate(self.config)
+            self.image_size = None if IMAGE not in index.keys else tuple(int(n) for n in shapes["image"][:2]) \
+                if "image" in shapes else tuple(self._reader.frames(0, 0, 1).shape[1:3])
         except DatasetFormatError:
             self.close()
             raise
         except (OSError, KeyError, ValueError, TypeError, IndexError) as e:
             self.close()
             raise DatasetFormatError(f"{path}: unreadable or malformed ({first_line(e)})") from None
-        if not len(self.lengths):
-            self.close()
-            raise DatasetFormatError(f"{path} holds no valid episodes")
-        self.fps = control_rate(path, self.config)
-        self.image_size = tuple(int(n) for n in shapes["image"][:2]) if IMAGE in index.keys and "image" in shapes \
-            else (tuple(self._reader.frames(0, 0, 1).shape[1:3]) if IMAGE in index.keys else None)
         self.state_keys = tuple(k for k in self.keys if k in ARM_STATE_KEYS)
 
     def _shape(self, key: str) -> tuple[int, ...]:
@@ -160,12 +159,11 @@ class ArmSource(Source):
         self._files = []
 
 
-def control_rate(path, config: dict) -> float:
-    """1 / the env config's control_dt (the arm files' `config` attribute, env_config.control_dt)."""
-    dt = (config.get("env_config") or {}).get("control_dt") if isinstance(config, dict) else None
-    if not isinstance(dt, (int, float)) or not dt > 0:
-        raise DatasetFormatError(f"{path}: its config has no env_config.control_dt, so its frame rate is unknown")
-    return 1.0 / float(dt)
+def control_rate(config: dict) -> float | None:
+    """1 / the env config's control_dt (the arm files' `config` attribute, env_config.control_dt); None if absent."""
+    env = config.get("env_config") if isinstance(config, dict) else None
+    dt = env.get("control_dt") if isinstance(env, dict) else None
+    return 1.0 / float(dt) if isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0 else None
 
 
 PUSHT_KEYS = {"agent_pos": (2,), "block_pose": (3,)}  # gym-pusht's state observation: agent x, y; block x, y, angle
