@@ -144,7 +144,7 @@ class LeRobotExport(Export):
 
     def write(self, source: Source, output: Path, options: Options) -> dict:
         layout = Layout(source, options.images)
-        task = options.task or TASKS[source.kind]
+        task = options.task or TASKS.get(source.kind, f"The {source.kind} task.")
         data, vk = DataFiles(output, layout.features), layout.video_key
         videos = video.VideoFiles(output, VIDEO_PATH, vk, layout.fps, VIDEO_FILE_MB, CHUNKS_SIZE) if vk else None
         rows, pending, frames = [], [], 0
