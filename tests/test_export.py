@@ -386,6 +386,21 @@ def test_lerobot_needs_an_integer_frame_rate(control_dt, message, tmp_path):
     assert not (tmp_path / "lr").exists()
 
 
+@pytest.mark.parametrize("layout", ["episodes", "flat"])
+def test_a_final_observation_of_the_wrong_shape_is_refused(layout, tmp_path):
+    from mjxgen.data.formats import DatasetFormatError
+
+    path = synthetic(tmp_path / "bad.h5", "reach", REACH, 3, 10, layout)
+    with h5py.File(path, "a") as f:
+        where = "meta/final_observation/ee_pos" if layout == "flat" else "episode_1/final_observation/ee_pos"
+        rows = f[where].shape[:-1]
+        del f[where]
+        f.create_dataset(where, data=np.zeros((*rows, 4)))
+    with pytest.raises(DatasetFormatError, match="final_observation/ee_pos"):
+        export(path, to="robomimic", output=tmp_path / "rm.hdf5", progress=False)
+    assert not (tmp_path / "rm.hdf5").exists()
+
+
 def test_version_1_files(tmp_path):
     from pathlib import Path
 
