@@ -19,7 +19,8 @@ LAYERS = [
     ("mjxgen.render",),  # camera images of the scenes
     ("mjxgen.sim",),  # episodes, the streamed program, rollout_batch
     ("mjxgen.data",),  # formats, writer, shards, readers, TrajectoryDataset
-    ("mjxgen.generate", "mjxgen.pusht", "mjxgen.learn"),  # the jobs: generate a dataset, PushT, learn from one
+    # the jobs: generate a dataset, PushT, learn from one, export one to other libraries' formats
+    ("mjxgen.generate", "mjxgen.pusht", "mjxgen.learn", "mjxgen.export"),
     ("mjxgen.cli", "mjxgen.reach", "mjxgen.pick_place", "mjxgen"),  # commands, task entry points, the public API
 ]
 MAX_MODULE_LINES = 400

@@ -81,6 +81,7 @@ def test_every_help_from_an_empty_directory(run_here):
     commands = {
         "mjxgen --help": [_console_script(), "--help"],
         "mjxgen pusht --help": [_console_script(), "pusht", "--help"],
+        "mjxgen export --help": [_console_script(), "export", "--help"],
         "python -m mjxgen.reach --help": [py, "-m", "mjxgen.reach", "--help"],
         "python -m mjxgen.pick_place --help": [py, "-m", "mjxgen.pick_place", "--help"],
         "python -m mjxgen.pusht --help": [py, "-m", "mjxgen.pusht", "--help"],
@@ -89,6 +90,7 @@ def test_every_help_from_an_empty_directory(run_here):
         outputs = dict(zip(commands, pool.map(run_here, commands.values())))
     assert "datagen" in outputs["mjxgen --help"].stdout and "pusht" in outputs["mjxgen --help"].stdout
     assert "usage: mjxgen pusht" in outputs["mjxgen pusht --help"].stdout
+    assert "usage: mjxgen export" in outputs["mjxgen export --help"].stdout and "export" in outputs["mjxgen --help"].stdout
     assert "usage: python -m mjxgen.pusht" in outputs["python -m mjxgen.pusht --help"].stdout
     for name in ("reach", "pick_place"):
         assert f"usage: python -m mjxgen.{name}" in outputs[f"python -m mjxgen.{name} --help"].stdout

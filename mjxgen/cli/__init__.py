@@ -1,4 +1,4 @@
-"""Command-line entry points: `mjxgen datagen|info|train|eval|pusht ...` (seed 000's flags), `python -m
+"""Command-line entry points: `mjxgen datagen|info|train|eval|pusht|export ...` (seed 000's flags), `python -m
 mjxgen.<task>` and `python -m mjxgen.pusht`.
 
 Bad input ends with a one-line `error: ...` and exit status 2, never a traceback; SIGINT and SIGTERM end any
@@ -9,6 +9,7 @@ standard library: each entry point installs the signal handlers first and import
     datagen.py     `mjxgen datagen`, `python -m mjxgen.<task>`, `mjxgen info`
     learn.py       `mjxgen train`, `mjxgen eval`
     pusht.py       `mjxgen pusht`, `python -m mjxgen.pusht`
+    export.py      `mjxgen export`: LeRobot, robomimic and Minari datasets
     arguments.py   the shared parser pieces: flags made from the config dataclasses, argparse types, failures
     interrupts.py  SIGINT/SIGTERM -> one line
 """

@@ -1,4 +1,4 @@
-"""`mjxgen datagen|info|train|eval|pusht ...`: the subcommands, each built by its module. Only the command asked
+"""`mjxgen datagen|info|train|eval|pusht|export ...`: the subcommands, each built by its module. Only the command asked
 for is built (and its modules imported): `mjxgen datagen` does not load the training code."""
 
 from __future__ import annotations
@@ -26,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         from mjxgen.cli.pusht import main as pusht_main
 
         return pusht_main(argv[1:], prog="mjxgen pusht")
+    if argv[:1] == ["export"]:  # its own parser (mjxgen.cli.export)
+        from mjxgen.cli.export import main as export_main
+
+        return export_main(argv[1:], prog="mjxgen export")
     configure_from(argv)
     p = Parser(prog="mjxgen", description="Vectorized MJX trajectory datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("pusht", add_help=False, help="generate a PushT random-DMP dataset (seed 003's flags; "
                                                  "`mjxgen pusht --help`)")
+    sub.add_parser("export", add_help=False, help="export to LeRobot, robomimic or Minari (`mjxgen export --help`)")
     for name, (module, add, help_line) in COMMANDS.items():
         command = sub.add_parser(name, help=help_line)
         if argv[:1] == [name]:

@@ -124,6 +124,13 @@ class Reader(Protocol):
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         """Camera frames lo:hi of episode e, (hi - lo, H, W, 3) uint8."""
 
+    def flags(self, e: int, length: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Episode e's (terminated (L,), truncated (L,)) bool, or None where the file does not store them (v1)."""
+
+    def final_observation(self, e: int, keys: tuple[str, ...]) -> dict | None:
+        """Episode e's observation after its last action, {key: (*obs_shape)}, or None where the file does not
+        store it (v1)."""
+
 
 class Format:
     """A stored format. Subclasses set the class attributes and implement what their files need; the base

@@ -136,7 +136,7 @@ class EpisodeReader:
                 checking.same_members(self.path, f, names, f"{PREFIX}N groups of its index")
                 self._where += [(fi, n) for n in names]
             cat = np.concatenate(rows) if rows else np.zeros(0, INDEX_DTYPE)
-            keys = self.expect.keys if self.expect.keys is not None else self._keys_of_first()
+            keys = self._keys_of_first() if self.expect.keys is None else self.expect.keys + self._image_of_first()
         else:
             cat, keys = self._scan()
         self._totals = cat["total_reward"]
@@ -147,6 +147,10 @@ class EpisodeReader:
 
     def _keys_of_first(self) -> tuple[str, ...]:
         return tuple(self._group(0)[OBSERVATIONS]) if self._where else ()
+
+    def _image_of_first(self) -> tuple[str, ...]:
+        """(IMAGE,) where the episodes hold camera frames (the declared shapes list the other observations)."""
+        return (IMAGE,) if self._where and IMAGE in checking.group(self.path, self._group(0), OBSERVATIONS) else ()
 
     def _scan(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """A version 1 file: every group's attributes and shapes (nothing is read)."""
@@ -184,6 +188,15 @@ class EpisodeReader:
         if TERMINATED not in g:
             return None
         return tuple(checking.read(self.path, name, g, k, length, (), kinds="b") for k in (TERMINATED, TRUNCATED))
+
+    def final_observation(self, e: int, keys: tuple[str, ...]) -> dict | None:
+        """Episode e's final_observation/<key> of `keys`, checked against the declared shapes; None in a v1 file."""
+        g, name = self._group(e), self._where[e][1]
+        if FINAL_OBSERVATION not in g:
+            return None
+        shapes = {k: self.expect.obs_shapes.get(k) for k in keys}
+        return {k: checking.read(self.path, name, g, f"{FINAL_OBSERVATION}/{k}", *((s[0], s[1:]) if s else ()))
+                for k, s in shapes.items()}
 
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         g = self._group(e)

@@ -121,7 +121,8 @@ class FlatReader:
         self.expect = checking.Expected.of(path, attrs)
 
     def index(self) -> Index:
-        keys, metas, parts, self._data = None, [], {"file": [], "first_row": [], "start": []}, []
+        keys, metas, parts, self._data = None, [], {"file": [], "first_row": [], "start": [], "local": []}, []
+        self._finals: dict[tuple[int, str], np.ndarray] = {}
         for fi, f in enumerate(self.files):
             data = checking.group(self.path, f, DATA)
             own = self._keys(f, data)
@@ -138,6 +139,7 @@ class FlatReader:
             self._data.append(self._arrays(f, data, own, first_row, int(lengths.sum())))
             parts["start"].append(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
             parts["file"].append(np.full(len(lengths), fi))
+            parts["local"].append(np.arange(len(lengths)))
             parts["first_row"].append(np.full(len(lengths), first_row))
             metas.append(meta)
         self._parts = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
@@ -210,6 +212,25 @@ class FlatReader:
 
     def frames(self, e: int, lo: int, hi: int) -> np.ndarray:
         return self._rows(IMAGE, e, lo, hi)
+
+    def final_observation(self, e: int, keys: tuple[str, ...]) -> dict | None:
+        """Episode e's row of meta/final_observation/<key> (each file's array read once, checked: one row per
+        episode, the declared shape, a float dtype); None in a v1 file."""
+        fi, local = int(self._parts["file"][e]), int(self._parts["local"][e])
+        f = self.files[fi]
+        if f"{META}/{FINAL_OBSERVATION}" not in f:
+            return None
+        out = {}
+        for k in keys:
+            if (fi, k) not in self._finals:
+                ds = checking.dataset(self.path, META, f, f"{META}/{FINAL_OBSERVATION}/{k}")
+                n, want = int(np.sum(self._parts["file"] == fi)), self.expect.obs_shapes.get(k)
+                if ds.shape[:1] != (n,) or (want is not None and tuple(ds.shape[1:]) != want) or ds.dtype.kind != "f":
+                    raise DatasetFormatError(f"{self.path}: meta/{FINAL_OBSERVATION}/{k} is {ds.dtype} {ds.shape}, "
+                                             f"expected float ({n}, {', '.join(map(str, want or ('...',)))})")
+                self._finals[(fi, k)] = ds[()]
+            out[k] = self._finals[(fi, k)][local]
+        return out
 
 
 class FlatFormat(Format):
