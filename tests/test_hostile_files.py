@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mjxgen.cli import info
+from mjxgen.cli.datagen import info
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.data.formats import DatasetFormatError
 from mjxgen.data.hostbatch import HostBatch
@@ -242,3 +242,29 @@ def test_a_deeply_nested_json_config(good, tmp_path):
 def test_a_config_too_large(good, tmp_path):
     big = json.dumps({"x": "y" * (20 * 2**20)})
     _refused(_tampered(good, tmp_path, lambda f: f.attrs.__setitem__("config", big)), "config", read=False)
+
+
+def test_a_full_check_in_worker_processes_finds_what_one_process_finds(good, tmp_path, monkeypatch):
+    """A large file's full check reads its episodes in worker processes; the problem it reports is the first
+    episode's, the same line one process gives, and a good file passes."""
+    import mjxgen.data.validate as validate
+
+    def poison(f):
+        for e in (5, 9):  # two bad episodes in two spans: the first one is named
+            if "episode_0" in f:
+                f[f"episode_{e}/rewards"][0] = np.nan
+            else:
+                rewards = f["data/rewards"][()]
+                rewards[e * T] = np.nan
+                f["data/rewards"][...] = rewards
+
+    bad = _tampered(good, tmp_path, poison)
+    with pytest.raises(DatasetFormatError) as one:
+        check(bad)
+    monkeypatch.setattr(validate, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(validate, "SPAN", 4)
+    monkeypatch.setattr(validate.os, "sched_getaffinity", lambda pid: {0, 1})
+    with pytest.raises(DatasetFormatError) as many:
+        check(bad)
+    assert str(many.value) == str(one.value) and "episode 5 " in str(one.value)
+    assert check(good).read_every_episode

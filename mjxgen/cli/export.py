@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
-from mjxgen.cli import Parser, report_failures
+from mjxgen.cli import Parser, interrupts, report_failures
 from mjxgen.data.stats import print_table
 
 
@@ -52,9 +53,11 @@ def main(argv=None, prog: str = "mjxgen export") -> int:
             lambda: export(a.input, to=a.to, output=a.output, task=a.task, images=a.images,
                            val_fraction=a.val_fraction, overwrite=a.overwrite, progress=not a.no_progress),
             [*prog.split(), *argv])
-    except KeyboardInterrupt:
-        print(f"interrupted: the export did not finish ({a.output} is left as it was)", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, interrupts.Interrupted) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted by {signal.Signals(signum).name}: the export did not finish ({a.output} is left as it "
+              f"was)", file=sys.stderr)
+        return 128 + signum
     if status:
         return status
     rows = [("Output", f"{r.output} ({r.target})"), ("Episodes", str(r.episodes)), ("Frames", str(r.frames)),

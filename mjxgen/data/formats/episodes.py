@@ -127,6 +127,7 @@ class EpisodeReader:
         self.path, self.files, self.attrs = path, files, attrs
         self.expect = checking.Expected.of(path, attrs)
         self._where: list[tuple[int, str]] = []
+        self._last: tuple[int, h5py.Group] | None = None
 
     def index(self) -> Index:
         if all("index" in f.attrs for f in self.files):
@@ -166,13 +167,18 @@ class EpisodeReader:
         return np.array(rows, INDEX_DTYPE), keys or ()
 
     def _group(self, e: int) -> h5py.Group:
-        fi, name = self._where[e]
-        return checking.group(self.path, self.files[fi], name)
+        """Episode e's group, checked; the last one opened is kept (a full check reads an episode's arrays, flags
+        and frames one after the other)."""
+        if self._last is None or self._last[0] != e:
+            fi, name = self._where[e]
+            self._last = (e, checking.group(self.path, self.files[fi], name))
+        return self._last[1]
 
     def episode(self, e: int, keys: tuple[str, ...], length: int) -> dict:
         g, name, x = self._group(e), self._where[e][1], self.expect
         x.check_length(name, length)
-        obs = {k: checking.read(self.path, name, g, observation(k), length, x.obs_shapes.get(k)) for k in keys}
+        og = checking.group(self.path, g, OBSERVATIONS)  # once, not once per key
+        obs = {k: checking.read(self.path, f"{name}/{OBSERVATIONS}", og, k, length, x.obs_shapes.get(k)) for k in keys}
         actions = checking.read(self.path, name, g, ACTIONS, length, None if x.action_size is None else (x.action_size,))
         if actions.ndim != 2:
             raise DatasetFormatError(f"{self.path}: {name}/actions is {actions.shape}, expected ({length}, A)")
