@@ -17,6 +17,8 @@ from mjxgen.envs.reach import ReachEnv
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.generate.pipeline import run_generation
 
+# Small files kept in the repository (format version 1 files: the readers still take them).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # One horizon for the whole suite: long enough for the scripted expert to succeed (mean length ~66).
 HORIZON = 120
 BATCH = 32

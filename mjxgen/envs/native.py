@@ -2,7 +2,7 @@
 
 Two uses: the seed-style baseline of the benchmarks (one env in a Python loop, the P-controller in NumPy),
 and a replay reference. Stored actions applied here from the stored target reproduce an MJX episode's
-states (tests/test_native.py). The control law is the same code as in MJX (`Arm.next_ctrl` with NumPy).
+states (tests/envs/test_native.py). The control law is the same code as in MJX (`Arm.next_ctrl` with NumPy).
 """
 
 from __future__ import annotations

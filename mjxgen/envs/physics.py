@@ -86,7 +86,7 @@ def step(m: mjx.Model, d: mjx.Data, kinematics_current: bool = False) -> mjx.Dat
       integrates qfrc_smooth with its own factorization, so d.qacc is left as it was;
     - implicitfast factorizes M - dt * dqfrc/dqvel with an unrolled Cholesky (`_cholesky`) instead of a
       batched LAPACK call. The matrix is nv x nv with nv = 9 (reach) or 15 (pick_place).
-    Physics are unchanged: tests/test_rollout.py compares it with native mujoco.mj_step.
+    Physics are unchanged: tests/sim/test_rollout.py compares it with native mujoco.mj_step.
     """
     if m.opt.integrator != mjx.IntegratorType.IMPLICITFAST:
         raise NotImplementedError(f"the arm's physics step implements implicitfast only, not {m.opt.integrator}")

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from support import DURABLE_BATCH, DURABLE_HORIZON, iter_groups
+from support import DURABLE_BATCH, DURABLE_HORIZON, FIXTURES, iter_groups
 from mjxgen import TrajectoryDataset, cli
 from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.writer import DatasetWriter
@@ -404,7 +404,7 @@ def test_a_final_observation_of_the_wrong_shape_is_refused(layout, tmp_path):
 def test_version_1_files(tmp_path):
     from pathlib import Path
 
-    v1 = Path(__file__).parent / "fixtures" / "v1_flat.h5"
+    v1 = FIXTURES / "v1_flat.h5"
     r = export(v1, to="lerobot", output=tmp_path / "lr", progress=False)  # flags follow from length and success
     assert r.episodes == 4
     with pytest.raises(ValueError, match="needs the observation after each episode's last action"):

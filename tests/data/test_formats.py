@@ -17,7 +17,7 @@ from mjxgen.data.validate import check
 from mjxgen.kernels import policies
 from mjxgen.sim.rollout import rollout_batch
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from support import FIXTURES
 
 
 def test_each_episode_ends_terminated_or_truncated(scripted_file):

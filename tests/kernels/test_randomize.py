@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-# seed 000's shape (100 episodes, 200 steps): the README's rollout_batch block and tests/test_rollout.py compile it.
+# seed 000's shape (100 episodes, 200 steps): the README's rollout_batch block and tests/sim/test_rollout.py compile it.
 from support import SEED_N as BATCH, SEED_T as HORIZON
 from mjxgen.kernels.randomize import OFF, Draw, RandomizationConfig, sample
 from mjxgen import make_env
@@ -85,7 +85,7 @@ def test_each_field_drives_its_own_draw_item():
 
 def test_draws_come_from_the_episode_key_alone(randomized, reach_env):
     """Episode i is the same in a batch of 100 (the fixture's chunks) and in a batch of 5, randomization on (the
-    batch of 5: tests/test_rollout.py's odd batch)."""
+    batch of 5: tests/sim/test_rollout.py's odd batch)."""
     five = jax.device_get(rollout_batch(reach_env, "scripted", np.arange(5, 10), seed=3, max_steps=HORIZON,
                                         randomization=DR))
     for a, b in zip(jax.tree.leaves(randomized), jax.tree.leaves(five)):
