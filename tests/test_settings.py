@@ -199,8 +199,9 @@ def test_gpu_memory_limits_the_batch_on_a_gpu():
 
 
 def test_batches_that_run_today_are_not_refused(small_estimate, reach_env):
-    """Issue 27: be conservative, but never refuse what runs today: reach at B = 4096 and 16384 (T = 200) and B =
-    256 with 64x64 images peak at a few GB on a 24 GB machine (measured: 1.5 GB at B = 4096)."""
+    """Be conservative, but never refuse what runs today on a 24 GB machine (CI's): reach at B = 4096 and 16384
+    (T = 200) peaks at a few GB (measured: 1.5 GB at B = 4096), and B = 256 with 64x64 images rendered inside the
+    program, whose frames the estimate counts in every segment and block the run may hold (about 5 GB)."""
     _, est, _ = small_estimate
 
     def need(batch, **kw):
@@ -210,5 +211,5 @@ def test_batches_that_run_today_are_not_refused(small_estimate, reach_env):
 
     assert need(16384) < 6e9 and need(4096) < 2.5e9
     assert need(16384, rollout="fixed") < 6e9
-    assert need(256, camera=True) < 1.5e9
+    assert need(256, camera=True) < 6e9
     assert need(16384) > 16384 * 46e3  # above what a slot was measured to hold

@@ -48,9 +48,11 @@ def generate(command: list[str], settings: dict) -> int:
         ("Useful fraction", f"{useful:.1%} of {result.simulated_steps:,} simulated env steps"),
         ("Physics steps/s", f"{result.physics_steps / wall:,.0f} (simulated)"),
     ]
-    if result.frames:
-        rows.append(("Rendered frames/s", f"{result.frames / result.render_s:,.0f} ({result.frames} frames, in the "
-                                          "writer thread, overlapping the simulation)"))
+    if result.frames:  # MuJoCo's renderer: timed in the writer thread; the JAX renderer: inside the program
+        host = result.render_s > 0
+        rate = result.frames / (result.render_s if host else wall)
+        where = "in the writer thread, overlapping the simulation" if host else "inside the simulation program"
+        rows.append(("Rendered frames/s", f"{rate:,.0f} ({result.frames} frames, {where})"))
     print_table(rows)
     return 0
 

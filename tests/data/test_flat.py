@@ -111,7 +111,7 @@ def test_merge_copies_whole_chunks_and_rewrites_only_shared_ones(tmp_path, monke
     real = chunks.copy_rows
     monkeypatch.setattr(chunks, "copy_rows", lambda *a: counts.append(real(*a)) or counts[-1])
     path = _write(tmp_path / "f.h5", "flat", "gzip")
-    n_shards, n_arrays = -(-N // 97), len(OBS) + 2
+    n_shards, n_arrays = -(-N // 97), len(OBS) + 4  # actions, rewards, terminated, truncated
     assert len(counts) == n_shards * n_arrays
     copied, rewritten = np.sum(counts, axis=0)
     assert all(r <= 2 for _, r in counts) and copied > 0  # (small shards: most chunks here are shared)

@@ -187,6 +187,6 @@ def test_the_generator_and_rollout_batch_share_one_compiled_program(scripted_fil
     from mjxgen.sim.rollout import rollout_batch
 
     jax.block_until_ready(rollout_batch(reach_env, "scripted", np.arange(BATCH), seed=7, max_steps=HORIZON))
-    fn = stream.compiled_segment(reach_env, "scripted", HORIZON, SEGMENT_STEPS)
+    fn = stream.compiled_segment(reach_env, "scripted", HORIZON, SEGMENT_STEPS, None)  # as both callers call it
     (program,) = fn._programs.values()  # the exported program of the one argument signature
     assert program._cache_size() == 1

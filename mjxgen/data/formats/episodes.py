@@ -80,11 +80,12 @@ class EpisodeEncoder:
             g.create_dataset(observation(k), data=np.asarray(batch.observations[k][rows], dtype), **s.filters)
         g.create_dataset(ACTIONS, data=np.asarray(batch.actions[rows], dtype), **s.filters)
         g.create_dataset(REWARDS, data=np.asarray(batch.rewards[rows], dtype), **s.filters)
-        g.create_dataset(TERMINATED, data=terminated)
-        g.create_dataset(TRUNCATED, data=truncated)
+        g.create_dataset(TERMINATED, data=terminated, **s.filters)
+        g.create_dataset(TRUNCATED, data=truncated, **s.filters)
+        # Per-episode values, small and uncompressed: the final observation, the policy's record (dmp/goal, ...)
+        # and the draw.
         for k, values in (batch.final_observations or {}).items():
             g.create_dataset(f"{FINAL_OBSERVATION}/{k}", data=np.asarray(values[b], dtype))
-        # Per-episode values, small and uncompressed: the policy's record (dmp/goal, ...) and the draw.
         for name, values in batch.policy_record.items():
             g.create_dataset(f"{s.policy}/{name}", data=np.asarray(values[b]))
         for name, values in (batch.randomization or {}).items():
