@@ -1,7 +1,7 @@
 """Opening and checking a large dataset: TrajectoryDataset's open, `mjxgen info --quick` and the full `mjxgen info`
 on a file of many episodes (synthetic reach-shaped episodes from the writer: no simulation).
 
-    python -m bench.dataset_open [--episodes 100000] [--length 65] [--layout episodes] [--compression lzf]
+    python -m bench.dataset_open [--episodes 100000] [--length 65] [--layout episodes] [--compression lzf] [--file F]
 
 Writes JSON to bench/results/<date>-cpu-<cores>core-dataset-open-<layout>.json.
 """
@@ -62,17 +62,18 @@ def main() -> None:
     p.add_argument("--length", type=int, default=65)
     p.add_argument("--layout", default="episodes")
     p.add_argument("--compression", default="lzf")
+    p.add_argument("--file", type=Path, help="write the file here and keep it; an existing one is measured as is")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.h5"
-        write_s = write(path, a.episodes, a.length, a.layout, a.compression)
+        path = a.file or Path(tmp) / "big.h5"
+        write_s = write(path, a.episodes, a.length, a.layout, a.compression) if not path.exists() else None
         open_s, ds = timed(lambda: TrajectoryDataset(path))
         item_s, _ = timed(lambda: [ds[i] for i in range(0, len(ds), len(ds) // 1000)])
         quick_s, _ = timed(lambda: check(path, full=False))
         full_s, report = timed(lambda: check(path, full=True))
         size_mb = path.stat().st_size / 1e6
     row = {"episodes": a.episodes, "length": a.length, "layout": a.layout, "compression": a.compression,
-           "file_mb": round(size_mb, 1), "write_s": round(write_s, 1), "trajectory_dataset_open_s": round(open_s, 2),
+           "file_mb": round(size_mb, 1), "write_s": write_s and round(write_s, 1), "trajectory_dataset_open_s": round(open_s, 2),
            "thousand_items_s": round(item_s, 2), "info_quick_s": round(quick_s, 2), "info_full_s": round(full_s, 1),
            "full_read_every_episode": report.read_every_episode}
     print(json.dumps(row, indent=2))
