@@ -119,3 +119,137 @@ def test_episode_counts_past_int32_are_refused(tmp_path, capsys):
     err = _one_line(capsys)
     assert e.value.code == 2 and "--n-episodes: must be a positive integer of at most 2**31" in err, err
     assert not (tmp_path / "x.h5").exists()
+
+
+# --------------------------------------------------------------------------- 8, 10. checkpoints within bounds
+
+
+def _checkpoint(path, config_edit=None) -> Path:
+    """A small valid checkpoint of reach: a BC network 3 -> 8 -> 4 on ee_pos (its first weight, net/layers/0/w, is
+    float32 (3, 8)), config edited by config_edit(config) -> bytes."""
+    import jax
+
+    model = ModelRegistry.create("bc", state_dim=3, action_dim=4, hidden=(8,))
+    arrays = ckpt.flatten(model.init(jax.random.key(0)), "net") | ckpt.flatten(model.identity_norm(), "norm")
+    config = {"model": model.to_json(), "obs_keys": ["ee_pos"], "obs_shapes": {"ee_pos": [3]}, "step": 1,
+              "env_name": "reach"}
+    ckpt.save(path, config, arrays)
+    if config_edit is not None:
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        members["config.json"] = config_edit(json.loads(members["config.json"]))
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+    return path
+
+
+def _deflated(head: bytes, zeros: int, piece: int = 2**24) -> tuple[bytes, int, int]:
+    """(raw deflate stream, CRC-32, size) of head and then `zeros` zero bytes, made without compressing every piece:
+    after a full flush each further piece of zeros compresses to the same bytes."""
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = [c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)]
+    n, rest = divmod(zeros, piece)
+    block = c.compress(bytes(piece)) + c.flush(zlib.Z_FULL_FLUSH)
+    crc, zero = zlib.crc32(head), bytes(piece)
+    for _ in range(n):
+        crc = zlib.crc32(zero, crc)
+    out += [block] * n + [c.compress(bytes(rest)) + c.flush()]
+    return b"".join(out), zlib.crc32(bytes(rest), crc), len(head) + zeros
+
+
+def _zip(path: Path, members: dict[str, tuple[bytes, int, int, int]]) -> Path:
+    """A zip archive written by hand: name -> (data, CRC-32, uncompressed size, method: 0 stored, 8 deflated)."""
+    central = []
+    with open(path, "wb") as f:
+        for name, (data, crc, size, method) in members.items():
+            offset, raw = f.tell(), name.encode()
+            f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size, len(raw), 0))
+            f.write(raw + data)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(data),
+                                       size, len(raw), 0, 0, 0, 0, 0, offset) + raw)
+        start = f.tell()
+        f.write(b"".join(central))
+        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), f.tell() - start, start, 0))
+    return path
+
+
+def _stored(data: bytes) -> tuple[bytes, int, int, int]:
+    import zlib
+
+    return data, zlib.crc32(data), len(data), 0
+
+
+def _bombs(tmp_path) -> dict[Path, str]:
+    """A checkpoint whose weight member unpacks to 1.6 GB (1.6 MB on disk), and one whose config.json does (1.5 GB)."""
+    good = _checkpoint(tmp_path / "good.npz")
+    with zipfile.ZipFile(good) as z:
+        members = {name: _stored(z.read(name)) for name in z.namelist()}
+    config = members["config.json"][0]
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (400_000_000,)})
+    bomb = members | {"net/layers/0/w.npy": (*_deflated(head.getvalue(), 1_600_000_000), 8)}
+    weight = _zip(tmp_path / "weight_bomb.npz", bomb)
+    # the config's text, then 1.5 GB of zero bytes (never parsed: refused by its size)
+    config_bomb = _zip(tmp_path / "config_bomb.npz", members | {"config.json": (*_deflated(config, 1_500_000_000), 8)})
+    return {weight: "net/layers/0/w is <f4\\[400000000\\], but the manifest says <f4\\[3, 8\\]",
+            config_bomb: "config.json is 1,500,00.* bytes, more than the 1,048,576"}
+
+
+_MEASURE = """
+import json, resource, sys
+from mjxgen.learn import checkpoints
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    checkpoints.load(sys.argv[1])
+    error = None
+except checkpoints.CheckpointError as e:
+    error = str(e)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kb": before, "peak_kb": after, "error": error}))
+"""
+
+
+def test_checkpoint_zip_bombs_are_refused_unread(tmp_path):
+    """Before: the 1.6 GB weight reached 1.86 GB of memory before it was refused; the 1.5 GB config 3.45 GB."""
+    for path, message in _bombs(tmp_path).items():
+        assert path.stat().st_size < 3 * MB
+        # Through a shell that forks it: Linux keeps a process's ru_maxrss across exec, and a child that Python's
+        # subprocess starts directly (vfork, then exec) would start with this test process's peak.
+        r = subprocess.run(["sh", "-c", '"$0" -c "$1" "$2"; exit $?', sys.executable, _MEASURE, str(path)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        m = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"{path.name}: peak RSS {m['peak_kb'] / 1024:.0f} MB ({m['before_kb'] / 1024:.0f} MB after import)")
+        assert m["error"] is not None and re.search(message, m["error"]), m["error"]
+        assert m["peak_kb"] - m["before_kb"] < 40 * 1024 and m["peak_kb"] < 200 * 1024, m
+
+
+def _set_manifest_entry(value):
+    def edit(config):
+        config["arrays"]["net/layers/0/w"] = value
+        return json.dumps(config).encode()
+
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set_manifest_entry(7), "manifest entry 'net/layers/0/w' is not .*got 7"),
+    (_set_manifest_entry({"shape": [3, "8"], "dtype": "<f4"}), "manifest entry 'net/layers/0/w' is not"),
+    (_set_manifest_entry({"shape": [3, 8], "dtype": "<q17"}), "manifest entry 'net/layers/0/w' has an unknown dtype"),
+    (_set_manifest_entry({"shape": [2**40], "dtype": "<f4"}), "declares 4,398,0.* bytes of arrays"),
+    (lambda config: ("[" * 100_000 + "]" * 100_000).encode(), "nests JSON 100000 levels deep, more than the 64"),
+    (lambda config: json.dumps(config | {"deep": json.loads("[" * 70 + "]" * 70)}).encode(), "nests JSON 71 levels"),
+])
+def test_malformed_checkpoints_are_one_line_checkpoint_errors(tmp_path, capsys, edit, message):
+    bad = _checkpoint(tmp_path / "bad.npz", edit)
+    with pytest.raises(ckpt.CheckpointError, match=message) as e:
+        ckpt.load(bad)
+    assert "\n" not in str(e.value) and str(bad) in str(e.value)
+    assert cli.main(["eval", str(bad), "--n-episodes", "2"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("error: ") and str(bad) in err
+    good = ckpt.load(_checkpoint(tmp_path / "good.npz"))
+    assert good.arrays["net/layers/0/w"].shape == (3, 8) and good.arrays["net/layers/0/w"].flags.writeable
