@@ -121,6 +121,72 @@ def test_episode_counts_past_int32_are_refused(tmp_path, capsys):
     assert not (tmp_path / "x.h5").exists()
 
 
+# --------------------------------------------------------------------------- 5. a policy's contract, at trace time
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A user policy whose act returns an action of `shape` and `dtype`; `broken` names a method that breaks its
+    contract."""
+
+    name: str
+    shape: tuple = (4,)
+    dtype: str = "float32"
+    broken: str = ""
+
+    def init(self, key, obs, params):
+        return "not an array" if self.broken == "init" else jnp.zeros(2)
+
+    def act(self, state, key, obs, params):
+        action = jnp.zeros(self.shape, self.dtype)
+        if self.broken == "tuple":
+            return action
+        return action, (jnp.zeros(3) if self.broken == "state" else state)
+
+    def record(self, state):
+        return [state] if self.broken == "record" else {"s": state}
+
+
+@pytest.fixture(scope="module")
+def reset_shape(reach_env):
+    """The shapes of a reach state (traced once)."""
+    return jax.eval_shape(reach_env.reset, reach_env.mjx_model, jax.random.key(0))
+
+
+@pytest.mark.parametrize("policy, message", [
+    (_Policy("three", (3,)), r"policy three: act must return a floating action of shape \(4,\) for reach, "
+                             r"got float32\[3\]"),
+    (_Policy("scalar", ()), r"policy scalar: .* of shape \(4,\) .*got float32\[\]"),
+    (_Policy("ints", dtype="int32"), r"policy ints: act must return a floating action .*got int32\[4\]"),
+    (_Policy("bare", broken="tuple"), r"policy bare: act\(state, key, obs, params\) must return \(action, state\), "
+                                      r"got \w+"),
+    (_Policy("grows", broken="state"), r"policy grows: act must return its state as it was given"),
+])
+def test_a_policy_breaking_its_contract_is_a_type_error_at_trace_time(reach_env, reset_shape, policy, message):
+    """Before: an action of shape (3,) was stored as (B, T, 3) without a word; a scalar was a bare IndexError. The
+    rollout traces step_episode (rollout_batch and the generator alike); tracing it alone shows the check at a
+    fraction of a compile's cost."""
+    m, key = reach_env.mjx_model, jax.random.key(0)
+    with pytest.raises(TypeError, match=message):
+        jax.eval_shape(lambda s: episode.step_episode(reach_env, policy, m, s, jnp.zeros(2), key, 0, None), reset_shape)
+
+
+def test_a_policy_init_must_return_arrays(reach_env):
+    with pytest.raises(TypeError, match=r"policy named: init must return arrays .*got a str"):
+        jax.eval_shape(lambda: episode.start_episode(reach_env, _Policy("named", broken="init"), reach_env.mjx_model,
+                                                     jnp.uint32(0), jnp.int32(0), randomize.OFF, None))
+
+
+def test_a_policy_record_must_be_a_dict_of_arrays():
+    with pytest.raises(TypeError, match=r"policy listed: record\(state\) must return a dict of name -> array"):
+        episode.record(_Policy("listed", broken="record"), jnp.zeros(2))
+    with pytest.raises(TypeError, match=r"policy odd: record must return arrays .*got a str"):
+        episode.record(_Policy("odd"), "text")
+    assert episode.record(_Policy("fine"), jnp.zeros(2))["s"].shape == (2,)
+
+
+
+
 # --------------------------------------------------------------------------- 8, 10. checkpoints within bounds
 
 
