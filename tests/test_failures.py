@@ -187,6 +187,82 @@ def test_a_policy_record_must_be_a_dict_of_arrays():
 
 
 
+# --------------------------------------------------------------------------- 7. a full disk
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MB tmpfs (CI runs as root); skipped where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a 3 MB tmpfs here (needs root): {r.stderr.strip() or r.returncode}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """A ballast file that leaves `leave` bytes free on disk."""
+    ballast = disk / "ballast"
+    st = os.statvfs(disk)
+    ballast.write_bytes(bytes(max(st.f_bavail * st.f_frsize - leave, 0)))
+    return ballast
+
+
+@pytest.mark.parametrize("where", ["shards", "merge"])
+def test_a_full_disk_is_one_line_and_resume_completes(tiny_disk, tmp_path_factory, reference, capsys, where):
+    """Before: exit 139 (a segmentation fault in h5py's File.close) and dozens of tracebacks. The run is a real
+    process: a crash must not take the test runner with it."""
+    size = reference[0].stat().st_size
+    shard_bytes = 20 * 35_000  # the 20 shards of this shape take ~35 kB each
+    ballast = _fill(tiny_disk, size // 3 if where == "shards" else shard_bytes + 100_000)
+    out = tiny_disk / "run.h5"
+    r = subprocess.run([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out)], capture_output=True,
+                       text=True, env=subprocess_env(tmp_path_factory), timeout=600)
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error")]
+    assert r.returncode == 1 and len(lines) == 1, (r.returncode, r.stderr[-3000:])
+    err = lines[0]
+    assert err.startswith("error: ") and "No space left on device" in err and err.endswith("--resume"), err
+    assert ("merge needs up to" in err) == (where == "merge"), err
+    assert f"are safe in {shards.partial_dir(out)}" in err
+    assert not list(tiny_disk.glob("**/*.tmp")) and not lock_path(out).exists()
+    ballast.unlink()  # space freed
+    _assert_safe_and_resumable(out, reference[0], capsys)
+
+
+@pytest.mark.parametrize("where", ["merge", "rename"])
+def test_an_injected_disk_error_at_the_merge_or_rename_is_one_line(tmp_path, reference, capsys, monkeypatch, where):
+    out = tmp_path / "run.h5"
+    if where == "merge":
+        real = shards.copy_groups
+
+        def copy(f, paths):
+            real(f, paths[:3])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(shards, "copy_groups", copy)
+    else:
+        real_replace = os.replace
+
+        def replace(src, dst):
+            if Path(dst) == out:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(shards.os, "replace", replace)
+    assert _task(["--output", str(out)]) == 1
+    monkeypatch.undo()
+    err = _one_line(capsys)
+    assert ("No space left on device" if where == "merge" else "Input/output error") in err
+    assert f"episodes 0 to {N - 1} are safe in {shards.partial_dir(out)}; fix the cause and resume with: " in err, err
+    assert not Path(f"{out}.tmp").exists() and not lock_path(out).exists()
+    _assert_safe_and_resumable(out, reference[0], capsys)
+
+
 # --------------------------------------------------------------------------- 8, 10. checkpoints within bounds
 
 
