@@ -187,6 +187,60 @@ def test_a_policy_record_must_be_a_dict_of_arrays():
 
 
 
+# --------------------------------------------------------------------------- 6. a PushT worker dies
+
+_PUSHT = """
+import sys
+from mjxgen.cli import report_failures
+from mjxgen.pusht.generate import generate
+status, _ = report_failures(lambda: generate(int(sys.argv[2]), 3, sys.argv[1], workers=2, shard_size=4,
+                                             progress=False), ["python", "-m", "mjxgen.pusht"])
+sys.exit(status)
+"""
+PUSHT_N = 24
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The spawned multiprocessing workers among a process's children (not its resource tracker)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            out.append(int(stat.parent.name))
+    return sorted(out)
+
+
+def test_a_dead_pusht_worker_fails_the_run_at_once_and_resume_completes_it(tmp_path, tmp_path_factory):
+    ref, out = tmp_path / "ref.h5", tmp_path / "run.h5"
+    proc = subprocess.Popen([sys.executable, "-c", _PUSHT, str(out), str(PUSHT_N)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env(tmp_path_factory))
+    partial, deadline = shards.partial_dir(out), time.time() + 300
+    try:
+        while not (partial.is_dir() and shards.list_shards(partial) and len(_workers_of(proc.pid)) == 2):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.01)
+        victim = _workers_of(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        killed = time.perf_counter()
+        _, err = proc.communicate(timeout=60)  # before: the main process waited forever beside a zombie
+        assert time.perf_counter() - killed < 15
+    finally:
+        proc.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: PushT worker process {victim} (killed by SIGKILL) died; samples 0 to ")
+    assert f"are safe in {partial};" in lines[0] and lines[0].endswith("python -m mjxgen.pusht --resume")
+    assert partial.is_dir() and not out.exists() and not lock_path(out).exists()
+    pusht.generate(PUSHT_N, 3, ref, workers=2, shard_size=4, progress=False)  # an uninterrupted run
+    stats = pusht.generate(PUSHT_N, 3, out, workers=2, shard_size=4, progress=False, resume=True)
+    assert stats["total_episodes"] == PUSHT_N
+    assert_same_pusht_files(out, ref)
+
+
 # --------------------------------------------------------------------------- 7. a full disk
 
 
@@ -395,3 +449,158 @@ def test_malformed_checkpoints_are_one_line_checkpoint_errors(tmp_path, capsys, 
     assert err.startswith("error: ") and str(bad) in err
     good = ckpt.load(_checkpoint(tmp_path / "good.npz"))
     assert good.arrays["net/layers/0/w"].shape == (3, 8) and good.arrays["net/layers/0/w"].flags.writeable
+
+
+# --------------------------------------------------------------------------- 9. SIGINT and SIGTERM at any moment
+
+
+def _signal_in_a_finalizer(monkeypatch, sig):
+    """SIGINT while a finalizer runs during the merge (as in h5py's object registry): before, the handler raised
+    inside the finalizer, Python printed "Exception ignored" and the run finished with exit 0."""
+    real = shards.copy_groups
+
+    def copy(out, paths):
+        class Registered:
+            pass
+
+        obj = Registered()
+        weakref.finalize(obj, signal.raise_signal, sig)
+        del obj  # the finalizer runs here, and the signal arrives inside it
+        real(out, paths)
+
+    monkeypatch.setattr(shards, "copy_groups", copy)
+
+
+def _signal_at_fsync_of_the_merged_file(monkeypatch, sig, out):
+    real = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}") == os.path.realpath(f"{out}.tmp"):
+            signal.raise_signal(sig)
+        return real(fd)
+
+    monkeypatch.setattr(shards.os, "fsync", fsync)
+
+
+def _signal_after_the_rename(monkeypatch, sig, out):
+    real = os.replace
+
+    def replace(src, dst):
+        real(src, dst)
+        if Path(dst) == out:
+            signal.raise_signal(sig)
+
+    monkeypatch.setattr(shards.os, "replace", replace)
+
+
+@pytest.mark.parametrize("moment, sig", [("finalizer", signal.SIGINT), ("fsync", signal.SIGINT),
+                                         ("finalizer", signal.SIGTERM)])
+def test_a_signal_around_the_merge_ends_the_run_with_one_line(tmp_path, reference, capsys, monkeypatch, moment, sig):
+    out = tmp_path / "run.h5"
+    if moment == "finalizer":
+        _signal_in_a_finalizer(monkeypatch, sig)
+    elif moment == "fsync":
+        _signal_at_fsync_of_the_merged_file(monkeypatch, sig, out)
+    else:
+        _signal_after_the_rename(monkeypatch, sig, out)
+    assert _task(["--output", str(out)]) == 128 + sig
+    monkeypatch.undo()
+    err = _one_line(capsys)
+    assert err.startswith(f"interrupted by {signal.Signals(sig).name}: ") and err.endswith("--resume"), err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
+    if moment == "renamed":  # the file was complete when the signal came: it says so, and --resume has nothing to do
+        assert f"all {N} episodes are in {out}, which is complete" in err
+        _assert_same_file(out, reference[0])
+        assert _task(["--output", str(out), "--resume"]) == 0
+        assert "complete already (same settings): nothing to resume" in capsys.readouterr().err
+        return
+    assert f"episodes 0 to {N - 1} ({N} of {N}) are safe in {shards.partial_dir(out)}" in err
+    assert not Path(f"{out}.tmp").exists() and not lock_path(out).exists()
+    _assert_safe_and_resumable(out, reference[0], capsys)
+
+
+def test_a_signal_before_the_first_shard_says_nothing_is_safe_yet(tmp_path, reference, capsys, monkeypatch):
+    """Before: "episodes 0 to -1 (0 of 160) are safe in ...". """
+    out = tmp_path / "run.h5"
+    real = DatasetWriter.write_batch
+
+    def write_batch(self, batch):
+        signal.raise_signal(signal.SIGINT)
+        real(self, batch)
+
+    monkeypatch.setattr(DatasetWriter, "write_batch", write_batch)
+    assert _task(["--output", str(out)]) == 130
+    monkeypatch.undo()
+    err = _one_line(capsys)
+    assert err.startswith(f"interrupted by SIGINT: no episodes are safe yet (0 of {N}); resume with: "), err
+    assert not shards.list_shards(shards.partial_dir(out))
+    assert _task(["--output", str(out), "--resume"]) == 0
+    _assert_same_file(out, reference[0])
+
+
+def test_sigint_as_the_merged_file_appears(tmp_path, tmp_path_factory, reference):
+    """A real Ctrl-C from outside, sent as `<out>.tmp` appears (before: 1 in 4 printed "Exception ignored ...
+    Signalled: SIGINT" and exited 0)."""
+    out = tmp_path / "run.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env(tmp_path_factory))
+    tmp, deadline = Path(f"{out}.tmp"), time.time() + 300
+    while not tmp.exists() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    if proc.returncode == 0:  # it had finished: the file is whole
+        assert not lines
+        _assert_same_file(out, reference[0])
+        return
+    assert proc.returncode == 130 and len(lines) == 1, err
+    if out.exists():
+        assert "which is complete" in lines[0]
+        _assert_same_file(out, reference[0])
+    else:
+        assert f"({N} of {N}) are safe" in lines[0]
+        assert cli.task_main("reach", [*CLI, "--output", str(out), "--resume"]) == 0
+        _assert_same_file(out, reference[0])
+
+
+_STUCK = """
+import hashlib, sys
+from mjxgen import cli
+from mjxgen.data.writer import DatasetWriter
+real, calls = DatasetWriter.write_batch, []
+def write_batch(self, batch):
+    calls.append(1)
+    if len(calls) == 3:  # one long call into C, as a compile or a collective: no Python handler runs meanwhile
+        hashlib.pbkdf2_hmac("sha256", b"x", b"y", 200_000_000)
+    real(self, batch)
+DatasetWriter.write_batch = write_batch
+sys.exit(cli.task_main("reach", sys.argv[1:]))
+"""
+
+
+def test_a_signal_during_a_long_call_into_c_ends_the_run_within_the_grace(tmp_path, tmp_path_factory, reference,
+                                                                         capsys):
+    """Python runs handlers only between bytecodes: before, SIGTERM waited for the call to return (minutes). Now
+    the watchdog ends the run GRACE_S (5 s) after the signal, with one line."""
+    out = tmp_path / "run.h5"
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK, *CLI, "--output", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env(tmp_path_factory))
+    partial, deadline = shards.partial_dir(out), time.time() + 300
+    try:
+        while not (partial.is_dir() and len(shards.list_shards(partial)) >= 2):
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.perf_counter()
+        _, err = proc.communicate(timeout=120)
+        assert time.perf_counter() - sent < 20
+    finally:
+        proc.kill()
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert proc.returncode == 143 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("interrupted by SIGTERM: episodes 0 to ") and "stopped at once" in lines[0]
+    _assert_safe_and_resumable(out, reference[0], capsys)

@@ -13,7 +13,8 @@ exists only complete, and an unfinished run is a `.partial` directory that `--re
 
 A full or failing disk is an OSError, never a crash: HDF5 (h5py 3.16, HDF5 2.0) segfaults in File.close once a
 write of its own failed, so a shard is made in memory and written with a plain write, and the merged file's space
-is reserved (fallocate) before HDF5 writes into it.
+is reserved (fallocate) before HDF5 writes into it. SIGINT and SIGTERM stop a merge between shards and before the
+rename (mjxgen.runtime.signals.check).
 
 Both the arm-task writer (mjxgen.data.writer) and the PushT writer (mjxgen.pusht.writer) store data through this module.
 """
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import h5py
+
+from mjxgen.runtime import signals
 
 MANIFEST = "manifest.json"
 _SHARD = re.compile(r"^part-(\d{9})-(\d{9})\.h5$")
@@ -112,6 +115,7 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        signals.check()  # the last moment a stop leaves no trace: the file is not in place yet
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -231,7 +235,7 @@ class ShardStore:
 
     def finalize(self, attrs: dict) -> Path:
         """Merge the shards into the output file (`self.merge`), mark it complete, and remove the partial
-        directory."""
+        directory. SIGINT/SIGTERM stop it until the file is in place (signals.check)."""
 
         paths = [shard for _, _, shard in self.shards]
 
@@ -240,10 +244,12 @@ class ShardStore:
                 pass
             _reserve(tmp, sum(p.stat().st_size for p in paths) + (self.partial / MANIFEST).stat().st_size
                      + MERGE_MARGIN, self.output)
+            signals.check()
             with h5py.File(tmp, "r+", libver=LIBVER) as out:
                 out.attrs.update(self.manifest["attrs"])
                 out.attrs.update(attrs)
                 self.merge(out, paths)
+                signals.check()
                 out.attrs["complete"] = True
 
         _write_atomically(self.output, write)
@@ -252,8 +258,9 @@ class ShardStore:
 
 
 def copy_groups(out: h5py.File, shards: list[Path]) -> None:
-    """Every shard's top-level groups, in order, into out."""
+    """Every shard's top-level groups, in order, into out (a stop may end it between shards)."""
     for shard in shards:
+        signals.check()
         with h5py.File(shard, "r") as src:
             for name in src:
                 src.copy(src[name], out, name)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mjxgen.kernels.randomize import RandomizationConfig
 from mjxgen.runtime import distributed as dist
-from mjxgen.data import files
+from mjxgen.data import files, shards
 from mjxgen.generate import simulate
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.envs import make_env
@@ -64,35 +64,38 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
     finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
     cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed) and process 0 writes the
     file once every process has written its share."""
-    configure()  # the XLA flags, before anything creates JAX's backend
-    dist.initialize(cfg.distributed)  # before JAX's first computation
-    env = make_env(cfg.env_name, cfg.env_config)
     stream = cfg.rollout == "stream"
     batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
-    writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
-    blocks = dist.share(-(-cfg.n_episodes // batch_size))
-    ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
-    start = time.perf_counter()
-    shards_before = len(writer.store.shards)
+    opened: list[DatasetWriter] = []  # the writer, once the run is open
 
-    def saving():
-        return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
-                                   stop=writer.abort)
+    def stop() -> None:  # a failure or a stop: what was handed over is written
+        if opened:
+            opened[0].abort()
 
     def run() -> tuple[int, int]:
-        with saving():
-            steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
-            writer.flush()
+        steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
+        writer.flush()
         return steps
 
     def merge() -> None:
-        with saving():
-            if dist.is_main():  # the others' shards are on disk too: write the file
-                writer.finalize()
+        if dist.is_main():  # the others' shards are on disk too: write the file
+            writer.finalize()
 
-    simulated, useful = dist.together(run, "simulating")
-    n_blocks = len(writer.store.shards) - shards_before
-    dist.together(merge, "writing the file")
+    # One block from the start to the finished file: SIGINT/SIGTERM end it at the next safe point, whenever they come.
+    with saving_what_is_done(lambda: opened[0].done if opened else None, shards.partial_dir(cfg.output_path),
+                             cfg.n_episodes, "episodes", stop=stop, output=cfg.output_path):
+        configure()  # the XLA flags, before anything creates JAX's backend
+        dist.initialize(cfg.distributed)  # before JAX's first computation
+        env = make_env(cfg.env_name, cfg.env_config)
+        writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
+        opened.append(writer)
+        start = time.perf_counter()
+        blocks = dist.share(-(-cfg.n_episodes // batch_size))
+        ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
+        shards_before = len(writer.store.shards)
+        simulated, useful = dist.together(run, "simulating")
+        n_blocks = len(writer.store.shards) - shards_before
+        dist.together(merge, "writing the file")
     if not dist.is_main():  # process 0 counted every process's episodes; the others read the file's count
         writer.stats = files.describe(writer.path)[3]
     return GenerationResult(
