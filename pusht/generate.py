@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -210,10 +211,11 @@ def generate(
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
     and OSError when writing fails or a worker process dies (ChildProcessError); then samples [0, safe) stay in
     `<output_h5>.partial/` (mjxgen.data.shards) and resume=True continues the run to the same file an uninterrupted
-    run writes. `dmp_config` (a mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges;
-    scale_forcing overrides its own. `distributed` (None, True or a mjxgen.runtime.distributed.DistributedConfig, as
-    in mjxgen's generate_dataset): each process runs a contiguous share of the shards, and process 0 writes the
-    file."""
+    run writes. One run writes an output at a time (mjxgen.runtime.runlock); resume=True on a file complete with
+    the same settings returns its stats. `dmp_config` (a mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets
+    the DMP ranges; scale_forcing overrides its own. `distributed` (None, True or a
+    mjxgen.runtime.distributed.DistributedConfig, as in mjxgen's generate_dataset): each process runs a contiguous
+    share of the shards, and process 0 writes the file."""
     import dataclasses
 
     from mjxgen.kernels import dmp
@@ -232,8 +234,7 @@ def generate(
     opened: list = []  # the run's ShardStore, once open
 
     def open_run(join: bool):
-        out = shards.check_output_path(output_h5, overwrite and not join, resume or join)
-        return shards.ShardStore.open(out, SAMPLES.format, config, attrs, resume or join)
+        return shards.open_run(output_h5, SAMPLES.format, config, attrs, overwrite=overwrite, resume=resume, join=join)
 
     def run() -> None:
         with tqdm(total=work.share_total, initial=work.share_total - len(work.plans), desc="trajectories",
@@ -245,10 +246,14 @@ def generate(
 
     # One block from the start to the finished file: SIGINT/SIGTERM end it at the next safe point, whenever they come.
     with saving_what_is_done(lambda: opened[0].done if opened else None, shards.partial_dir(output_h5), num_samples,
-                             "samples", output=output_h5):
+                             "samples", stop=lambda: opened and opened[0].release(), output=output_h5):
         dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
         store = dist.first_then_others(open_run, "opening the run")
         opened.append(store)
+        if store.complete:
+            store.release()
+            print(f"{store.output} is complete already (same settings): nothing to resume", file=sys.stderr)
+            return files.describe(store.output)[3].summary(store.output) | {"videos": n_videos}
         work = _this_process_work(store, seed, num_samples, shard_size, cfg, video_dir, n_videos)
         dist.together(run, "executing")
         stats = dist.together(merge, "writing the file")

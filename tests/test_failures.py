@@ -100,6 +100,70 @@ def _assert_safe_and_resumable(out, reference, capsys) -> None:
     assert not shards.partial_dir(out).exists() and not lock_path(out).exists()
 
 
+# --------------------------------------------------------------------------- 1. one writer per output
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(tmp_path, tmp_path_factory, reference,
+                                                                        capsys):
+    """Run A (a real process) holds the output; run B (this process), with or without --overwrite or --resume,
+    fails at once naming A, and touches nothing; A then finishes with its own data."""
+    out = tmp_path / "run.h5"
+    a = subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=subprocess_env(tmp_path_factory))
+    partial = shards.partial_dir(out)
+    deadline = time.time() + 300
+    while not (partial.is_dir() and shards.list_shards(partial)):
+        assert a.poll() is None and time.time() < deadline, a.communicate()
+        time.sleep(0.005)
+    a.send_signal(signal.SIGSTOP)  # A holds its run, mid-way
+    try:
+        before = sorted(p.name for p in partial.iterdir())
+        for extra in (["--seed", "2", "--overwrite"], ["--seed", "2"], ["--resume"], []):
+            t = time.perf_counter()
+            assert _task([*extra, "--output", str(out)]) == 2
+            err = _one_line(capsys)
+            assert f"{out} is being written by another run (held by pid {a.pid} on host " in err, err
+            assert ", started 20" in err and time.perf_counter() - t < 30
+            assert sorted(p.name for p in partial.iterdir()) == before  # nothing of A's was touched
+        with pytest.raises(FileExistsError, match=f"held by pid {a.pid}"):  # RunLocked
+            generate_dataset("reach", N, out, "scripted", max_steps=HORIZON, seed=2, batch_size=BATCH, overwrite=True,
+                             progress=False)
+    finally:
+        a.send_signal(signal.SIGCONT)
+    _, err = a.communicate(timeout=300)
+    assert a.returncode == 0, err
+    _assert_same_file(out, reference[0])
+    assert not lock_path(out).exists() and not partial.exists()
+
+
+_HOLD = """
+import sys
+from mjxgen.runtime.runlock import RunLock
+lock = RunLock.acquire(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_pusht_runs_take_the_lock_and_a_killed_holder_blocks_nothing(tmp_path):
+    out = tmp_path / "pusht.h5"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for flags in ({}, {"overwrite": True}, {"resume": True}):
+            with pytest.raises(FileExistsError, match=f"held by pid {holder.pid} on host .*, started 20"):
+                pusht.generate(4, 1, out, workers=1, progress=False, **flags)
+        assert not shards.partial_dir(out).exists()
+    finally:
+        holder.kill()  # SIGKILL: the operating system releases the lock
+        holder.wait()
+    from mjxgen.runtime.runlock import RunLock
+
+    RunLock.acquire(out).release()  # the dead holder's lock file is left, its lock is not
+    assert not lock_path(out).exists()
+
+
 # --------------------------------------------------------------------------- 2. episode ids within int32
 
 
@@ -239,6 +303,8 @@ def test_a_dead_pusht_worker_fails_the_run_at_once_and_resume_completes_it(tmp_p
     stats = pusht.generate(PUSHT_N, 3, out, workers=2, shard_size=4, progress=False, resume=True)
     assert stats["total_episodes"] == PUSHT_N
     assert_same_pusht_files(out, ref)
+    # --resume on the complete file: its stats, nothing run (a requeued job succeeds)
+    assert pusht.generate(PUSHT_N, 3, out, workers=2, shard_size=4, progress=False, resume=True) == stats
 
 
 # --------------------------------------------------------------------------- 7. a full disk
@@ -494,7 +560,7 @@ def _signal_after_the_rename(monkeypatch, sig, out):
 
 
 @pytest.mark.parametrize("moment, sig", [("finalizer", signal.SIGINT), ("fsync", signal.SIGINT),
-                                         ("finalizer", signal.SIGTERM)])
+                                         ("finalizer", signal.SIGTERM), ("renamed", signal.SIGINT)])
 def test_a_signal_around_the_merge_ends_the_run_with_one_line(tmp_path, reference, capsys, monkeypatch, moment, sig):
     out = tmp_path / "run.h5"
     if moment == "finalizer":
@@ -604,3 +670,50 @@ def test_a_signal_during_a_long_call_into_c_ends_the_run_within_the_grace(tmp_pa
     assert proc.returncode == 143 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("interrupted by SIGTERM: episodes 0 to ") and "stopped at once" in lines[0]
     _assert_safe_and_resumable(out, reference[0], capsys)
+
+
+# --------------------------------------------------------------------------- 11. --overwrite and --resume
+
+
+def test_overwrite_replaces_only_mjxgen_datasets(tmp_path, reference, capsys):
+    notes = tmp_path / "notes.h5"
+    notes.write_text("a user's file, not a dataset\n")
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.arange(3)
+    for path in (notes, other):
+        before = path.read_bytes()
+        assert _task(["--output", str(path), "--overwrite"]) == 2
+        err = _one_line(capsys)
+        assert f"{path} is not an mjxgen dataset; --overwrite replaces only mjxgen datasets" in err, err
+        assert path.read_bytes() == before and not lock_path(path).exists()
+    odd = tmp_path / "odd.h5"
+    shards.partial_dir(odd).mkdir()
+    (shards.partial_dir(odd) / "thesis.tex").write_text("\\documentclass{article}")
+    assert _task(["--output", str(odd), "--overwrite"]) == 2
+    assert "is not an unfinished mjxgen run" in _one_line(capsys)
+    assert (shards.partial_dir(odd) / "thesis.tex").exists()
+    mine = tmp_path / "mine.h5"
+    mine.write_bytes(reference[0].read_bytes())  # an mjxgen dataset: replaced
+    assert _task(["--output", str(mine), "--overwrite", "--seed", "12"]) == 0
+    with h5py.File(mine) as f:
+        assert f.attrs["seed"] == 12
+
+
+def test_resume_on_a_complete_file(tmp_path, reference, capsys):
+    """Same settings: exit 0, it says so, nothing is simulated (a requeued SLURM job succeeds). Other settings:
+    refused. Before: exit 2, "nothing to resume"."""
+    out = tmp_path / "done.h5"
+    out.write_bytes(reference[0].read_bytes())
+    capsys.readouterr()
+    assert _task(["--output", str(out), "--resume"]) == 0
+    assert f"{out} is complete already (same settings): nothing to resume" in capsys.readouterr().err
+    stats = generate_dataset("reach", N, out, "scripted", max_steps=HORIZON, seed=SEED, batch_size=BATCH, resume=True,
+                             progress=False)
+    assert stats == reference[1] | {"output_path": str(out)}
+    capsys.readouterr()
+    assert _task(["--output", str(out), "--resume", "--max-steps", "21"]) == 2
+    err = _one_line(capsys)
+    assert f"{out} is complete, with other settings (they differ in max_steps)" in err, err
+    assert not shards.partial_dir(out).exists() and not lock_path(out).exists()
+    _assert_same_file(out, reference[0])

@@ -122,14 +122,15 @@ class DatasetWriter:
         self.encoder = _encoder(layout, obs_keys=obs_keys, policy=policy, seed=seed, compression=compression,
                                 on_invalid=on_invalid, dtype=dtype,
                                 frames=None if image_size is None else opengl.BatchFrames(model_xml, *image_size))
-        if join:  # another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked
-            overwrite, resume = False, True
-        self.path = shards.check_output_path(path, overwrite, resume)
         attrs = {"format": self.layout.format, "format_version": self.layout.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
                  "dtype": dtype, "config": json.dumps(config, sort_keys=True),
                  "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml}
-        self.store = shards.ShardStore.open(self.path, self.layout.format, config, attrs, resume)
+        # join: another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked, and
+        # holds its lock (one writer per output: mjxgen.runtime.runlock)
+        self.store = shards.open_run(path, self.layout.format, config, attrs, overwrite=overwrite, resume=resume,
+                                     join=join)
+        self.path = self.store.output
         if self.layout is FLAT:
             self.store.merge = flat.merge
         self.stats = self._recount()  # a resumed run's episodes count too
@@ -164,8 +165,9 @@ class DatasetWriter:
                              "dropped_episodes": np.asarray(sorted(s.dropped), np.int64)})
 
     def abort(self) -> None:
-        """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""
+        """Write what is queued and stop; the unfinished run stays in `<output>.partial/` (its lock released)."""
         self._flusher.stop()
+        self.store.release()
 
     def _flush(self, batch: HostBatch) -> None:
         out: list = []

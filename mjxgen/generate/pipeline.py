@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from typing import Any
 
@@ -57,18 +58,30 @@ def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False)
     )
 
 
+def _already_complete(cfg: GenerationConfig, writer: DatasetWriter, batch_size: int, start: float) -> GenerationResult:
+    """resume=True on a file that a run of the same settings finished: nothing to do but say so (a requeued job
+    succeeds); its stats, recounted from the file."""
+    writer.abort()  # stops the writer's thread, releases the lock
+    print(f"{writer.path} is complete already (same settings): nothing to resume", file=sys.stderr)
+    return GenerationResult(stats=files.describe(writer.path)[3].summary(writer.path),
+                            wall_s=time.perf_counter() - start, simulated_steps=0, useful_steps=0, physics_steps=0,
+                            batch_size=batch_size, n_batches=0, rollout=cfg.rollout)
+
+
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
-    cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed) and process 0 writes the
-    file once every process has written its share."""
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. One run writes an
+    output at a time (mjxgen.runtime.runlock): a second one is refused (RunLocked, a FileExistsError). With
+    cfg.resume on a file that is complete already with the same settings, nothing is simulated and the file's
+    stats are returned. With cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed)
+    and process 0 writes the file once every process has written its share."""
     stream = cfg.rollout == "stream"
     batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
     opened: list[DatasetWriter] = []  # the writer, once the run is open
 
-    def stop() -> None:  # a failure or a stop: what was handed over is written
+    def stop() -> None:  # a failure or a stop: what was handed over is written, and the lock is released
         if opened:
             opened[0].abort()
 
@@ -90,6 +103,8 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
         opened.append(writer)
         start = time.perf_counter()
+        if writer.store.complete:
+            return _already_complete(cfg, writer, batch_size, start)
         blocks = dist.share(-(-cfg.n_episodes // batch_size))
         ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
         shards_before = len(writer.store.shards)
