@@ -156,7 +156,11 @@ def _submit(pool, task):
 def _dead_worker(procs: dict) -> str:
     """What died: the workers that exited otherwise than by the SIGTERM with which the pool then ends the rest."""
     import signal
+    import time
 
+    deadline = time.monotonic() + 2  # the pool's own thread may be reaping the dead worker right now
+    while time.monotonic() < deadline and all(p.exitcode in (None, 0) for p in procs.values()):
+        time.sleep(0.02)
     dead = {pid: p.exitcode for pid, p in procs.items() if p.exitcode not in (None, 0)}
     first = {pid: code for pid, code in dead.items() if code != -signal.SIGTERM} or dead
     how = ", ".join(f"{pid} ({f'killed by {signal.Signals(-code).name}' if code < 0 else f'exit status {code}'})"
