@@ -311,14 +311,31 @@ def test_a_dead_pusht_worker_fails_the_run_at_once_and_resume_completes_it(tmp_p
 # --------------------------------------------------------------------------- 7. a full disk
 
 
+@pytest.fixture(scope="module")
+def run_bytes(tmp_path_factory, reference) -> int:
+    """The disk space of this shape's unfinished run (its manifest and 20 shards), measured on the first shards
+    of the same settings (a shard's per-shard statistics make it far larger than its share of the merged file)."""
+    out = tmp_path_factory.mktemp("measure") / "run.h5"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(shards.ShardStore, "finalize", lambda self, attrs, merge: (_ for _ in ()).throw(OSError("measured")))
+        with pytest.raises(OSError, match="measured"):
+            run_generation(_settings(out, n_episodes=2 * BATCH))
+    partial = shards.partial_dir(out)
+    shard = max(p.stat().st_size for _, _, p in shards.list_shards(partial))
+    return (partial / shards.MANIFEST).stat().st_size + (N // BATCH) * shard
+
+
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 3 MB tmpfs (CI runs as root); skipped where mounting is not allowed."""
+def tiny_disk(tmp_path, run_bytes):
+    """A tmpfs twice the size of an unfinished run, plus 1 MB (CI runs as root); skipped where mounting is not
+    allowed."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, text=True)
+    size = f"{(2 * run_bytes + MB) // 1024}k"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True,
+                       text=True)
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a 3 MB tmpfs here (needs root): {r.stderr.strip() or r.returncode}")
+        pytest.skip(f"cannot mount a {size} tmpfs here (needs root): {r.stderr.strip() or r.returncode}")
     try:
         yield disk
     finally:
@@ -334,12 +351,12 @@ def _fill(disk: Path, leave: int) -> Path:
 
 
 @pytest.mark.parametrize("where", ["shards", "merge"])
-def test_a_full_disk_is_one_line_and_resume_completes(tiny_disk, tmp_path_factory, reference, capsys, where):
+def test_a_full_disk_is_one_line_and_resume_completes(tiny_disk, run_bytes, tmp_path_factory, reference, capsys,
+                                                      where):
     """Before: exit 139 (a segmentation fault in h5py's File.close) and dozens of tracebacks. The run is a real
-    process: a crash must not take the test runner with it."""
-    size = reference[0].stat().st_size
-    shard_bytes = 20 * 35_000  # the 20 shards of this shape take ~35 kB each
-    ballast = _fill(tiny_disk, size // 3 if where == "shards" else shard_bytes + 100_000)
+    process: a crash must not take the test runner with it. "shards": room for about half the shards; "merge":
+    room for every shard, not for the merged file beside them."""
+    ballast = _fill(tiny_disk, run_bytes // 2 if where == "shards" else run_bytes + 160_000)
     out = tiny_disk / "run.h5"
     r = subprocess.run([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out)], capture_output=True,
                        text=True, env=subprocess_env(tmp_path_factory), timeout=600)
@@ -349,7 +366,9 @@ def test_a_full_disk_is_one_line_and_resume_completes(tiny_disk, tmp_path_factor
     err = lines[0]
     assert err.startswith("error: ") and "No space left on device" in err and err.endswith("--resume"), err
     assert ("merge needs up to" in err) == (where == "merge"), err
-    assert f"are safe in {shards.partial_dir(out)}" in err
+    safe = re.search(rf"episodes 0 to (\d+) are safe in {re.escape(str(shards.partial_dir(out)))}", err)
+    assert safe, err  # the disk filled with shards written: the scenario happened
+    assert (int(safe.group(1)) + 1 == N) == (where == "merge") and int(safe.group(1)) > 0, err
     assert not list(tiny_disk.glob("**/*.tmp")) and not lock_path(out).exists()
     ballast.unlink()  # space freed
     _assert_safe_and_resumable(out, reference[0], capsys)
@@ -605,33 +624,47 @@ def test_a_signal_before_the_first_shard_says_nothing_is_safe_yet(tmp_path, refe
     _assert_same_file(out, reference[0])
 
 
+_SLOW_MERGE = """
+import sys, time
+import h5py
+from mjxgen import cli
+from mjxgen.data.formats import episodes
+real = episodes.merge
+def merge(out, paths):  # the merge made to last: h5py objects made and dropped all the while, their finalizers run
+    end = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < end:
+        with h5py.File(paths[0], "r") as f:
+            [f[name].attrs["length"] for name in f]
+    real(out, paths)
+episodes.merge = merge
+sys.exit(cli.task_main("reach", sys.argv[2:]))
+"""
+
+
 def test_sigint_as_the_merged_file_appears(tmp_path, tmp_path_factory, reference):
-    """A real Ctrl-C from outside, sent as `<out>.tmp` appears (before: 1 in 4 printed "Exception ignored ...
-    Signalled: SIGINT" and exited 0)."""
+    """A real Ctrl-C from outside, sent as `<out>.tmp` appears, while h5py's finalizers run (before: 1 in 4 printed
+    "Exception ignored ... Signalled: SIGINT" and exited 0). The merge is made to last 3 s, so the signal always
+    lands inside it: the test fails unless the run was interrupted."""
     out = tmp_path / "run.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "mjxgen.reach", *CLI, "--output", str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_MERGE, "3", *CLI, "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=subprocess_env(tmp_path_factory))
     tmp, deadline = Path(f"{out}.tmp"), time.time() + 300
-    while not tmp.exists() and proc.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.0005)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        while not tmp.exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert "Exception ignored" not in err and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
-    if proc.returncode == 0:  # it had finished: the file is whole
-        assert not lines
-        _assert_same_file(out, reference[0])
-        return
-    assert proc.returncode == 130 and len(lines) == 1, err
-    if out.exists():
-        assert "which is complete" in lines[0]
-        _assert_same_file(out, reference[0])
-    else:
-        assert f"({N} of {N}) are safe" in lines[0]
-        assert cli.task_main("reach", [*CLI, "--output", str(out), "--resume"]) == 0
-        _assert_same_file(out, reference[0])
+    assert proc.returncode == 130 and len(lines) == 1, err  # the signal came during the merge, and ended it
+    assert f"({N} of {N}) are safe in {shards.partial_dir(out)}" in lines[0], lines[0]
+    assert not out.exists() and not tmp.exists() and not lock_path(out).exists()
+    assert cli.task_main("reach", [*CLI, "--output", str(out), "--resume"]) == 0
+    _assert_same_file(out, reference[0])
 
 
 _STUCK = """
