@@ -114,6 +114,7 @@ def open_run(output: str | os.PathLike, fmt: str, config: dict, attrs: dict, *, 
     """Take the run's lock (mjxgen.runtime.runlock), check the output path and open its ShardStore (see
     ShardStore.open). With join (another process of a multi-process run opened it, and holds the lock), no
     lock is taken and the run is resumed. The store holds the lock until `finalize` or `release`."""
+    signals.check()  # a stop that came while the run was set up ends it before the output is touched
     if join:
         overwrite, resume = False, True
     path = _checked_parent(output, overwrite, resume)

@@ -14,6 +14,7 @@ from mjxgen.generate.config import SEED_000_PARAMETERS, GenerationConfig
 from mjxgen.envs import make_env
 from mjxgen.runtime.process import configure
 from mjxgen.sim import programs
+from mjxgen.runtime import signals
 from mjxgen.runtime.signals import saving_what_is_done
 from mjxgen.data.writer import DatasetWriter
 
@@ -100,6 +101,7 @@ def run_generation(cfg: GenerationConfig) -> GenerationResult:
         configure()  # the XLA flags, before anything creates JAX's backend
         dist.initialize(cfg.distributed)  # before JAX's first computation
         env = make_env(cfg.env_name, cfg.env_config)
+        signals.check()  # a safe point: building the env takes seconds
         memory.check_batch(cfg, env, batch_size)  # a ValueError naming the largest batch that fits, before any output
         writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
         opened.append(writer)
