@@ -186,7 +186,7 @@ def test_overwrite_replaces_the_file(short, tmp_path):
 
 
 def test_resume_completes_an_unfinished_run(short, tmp_path, monkeypatch):
-    def fail(self, attrs):
+    def fail(self, *args):
         raise OSError("merge failed")
 
     monkeypatch.setattr(shards.ShardStore, "finalize", fail)  # the run stops unfinished
