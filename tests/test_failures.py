@@ -46,6 +46,7 @@ from mjxgen.kernels import randomize
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen.learn.models import ModelRegistry
 from mjxgen.pusht import generate as pusht
+from mjxgen.runtime.signals import GenerationInterrupted
 from mjxgen.sim import episode
 from mjxgen.sim.rollout import rollout_batch
 
@@ -610,6 +611,22 @@ def test_a_signal_around_the_merge_ends_the_run_with_one_line(tmp_path, referenc
     assert f"episodes 0 to {N - 1} ({N} of {N}) are safe in {shards.partial_dir(out)}" in err
     assert not Path(f"{out}.tmp").exists() and not lock_path(out).exists()
     _assert_safe_and_resumable(out, reference[0], capsys)
+
+
+def test_a_signal_in_a_finalizer_stops_a_python_api_run(tmp_path, reference, capsys, monkeypatch):
+    """The same from Python, without the command line's handlers (mjxgen.cli.interrupts sends a signal whose
+    exception Python dropped again, which hides a handler that raises inside a finalizer): the signal is raised at
+    the run's next safe point, never inside the finalizer."""
+    out = tmp_path / "run.h5"
+    _signal_in_a_finalizer(monkeypatch, signal.SIGINT)
+    with pytest.raises(GenerationInterrupted) as e:
+        run_generation(_settings(out))
+    monkeypatch.undo()
+    assert (e.value.signum, e.value.safe) == (signal.SIGINT, N), str(e.value)
+    assert "Exception ignored" not in capsys.readouterr().err
+    assert not out.exists() and not Path(f"{out}.tmp").exists() and not lock_path(out).exists()
+    run_generation(_settings(out, resume=True))
+    _assert_same_file(out, reference[0])
 
 
 def test_a_signal_before_the_first_shard_says_nothing_is_safe_yet(tmp_path, reference, capsys, monkeypatch):
