@@ -7,8 +7,12 @@ order) and integrated in batched JAX calls (mjxgen.pusht.plan), then executed in
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import multiprocessing
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +21,8 @@ from tqdm import tqdm
 
 MAX_VIDEOS = 10  # seed 003: video capture stops after the first ten samples
 SHARD_SIZE = 64  # samples per crash-safe shard (mjxgen.data.shards): a kill loses at most this many
+IN_FLIGHT = 4  # samples per worker handed out ahead (results wait in order: at most this many per worker)
+POLL_S = 0.1  # s: how often the writing process looks at its workers' health and for signals while it waits
 
 
 def _init_worker():
@@ -91,17 +97,11 @@ def _this_process_work(store, seed: int, num_samples: int, shard_size: int, cfg,
 
 def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_samples: int, bar, cfg) -> None:
     """Run the tasks in worker processes and write their samples in index order, one shard per shard_size."""
-    from mjxgen.pusht import execute, plan, writer
+    from mjxgen.pusht import plan, writer
 
-    # Always worker processes, even for one: envs then run in the same kind of process (no JAX) whatever the
-    # count, and this process stays free to write.
-    with warnings.catch_warnings():
-        # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
-        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-    try:
-        pending = []
-        for p, ex in zip(plans, pool.imap(execute.execute, tasks, chunksize=1)):
+    pending = []
+    with contextlib.closing(_executed(tasks, workers)) as executed:
+        for p, ex in zip(plans, executed):
             pending.append((p, ex))
             bar.update(1)
             if (p.index + 1) % shard_size == 0 or p.index + 1 == num_samples:
@@ -109,10 +109,78 @@ def _execute_and_write(store, plans, tasks, workers: int, shard_size: int, num_s
                                   lambda f: [writer.write_sample(f, q, e, plan.dmp_dt(cfg), cfg.alpha_s)
                                              for q, e in pending])
                 pending = []
-        pool.close()
-        pool.join()
+
+
+def _executed(tasks: list, workers: int):
+    """execute.execute(task) of every task, yielded in task order, computed by `workers` spawned processes (at most
+    IN_FLIGHT tasks per worker handed out at once).
+
+    Always worker processes, even for one: envs then run in the same kind of process (no JAX) whatever the count,
+    and this process stays free to write. A worker that dies fails the run at once (a ChildProcessError naming
+    it: concurrent.futures notices dead workers, multiprocessing.Pool waits for them forever); SIGINT and SIGTERM
+    are noticed while waiting (mjxgen.runtime.signals)."""
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mjxgen.runtime import signals
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+    todo, pending, procs, finished = iter(tasks), collections.deque(), {}, False
+    try:
+        pending.extend(_submit(pool, task) for task in itertools.islice(todo, IN_FLIGHT * workers))
+        while pending:
+            future = pending.popleft()
+            procs.update(getattr(pool, "_processes", None) or {})  # pid -> Process, to name a dead one
+            while not wait([future], timeout=POLL_S).done:
+                signals.check()
+            signals.check()  # a signal to the process group may have ended a worker too: the signal comes first
+            result = future.result()
+            pending.extend(_submit(pool, task) for task in itertools.islice(todo, 1))
+            yield result
+        finished = True
+    except BrokenProcessPool:  # from a result or a submit
+        raise ChildProcessError(_dead_worker(procs)) from None
     finally:
-        pool.terminate()
+        _shut_down(pool, procs, finished)
+
+
+def _submit(pool, task):
+    from mjxgen.pusht import execute
+
+    with warnings.catch_warnings():  # a submit may start a worker
+        # JAX warns on every fork; spawn forks only to exec a fresh interpreter at once, which is safe.
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        return pool.submit(execute.execute, task)
+
+
+def _dead_worker(procs: dict) -> str:
+    """What died: the workers that exited otherwise than by the SIGTERM with which the pool then ends the rest."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 2  # the pool's own thread may be reaping the dead worker right now
+    while time.monotonic() < deadline and all(p.exitcode in (None, 0) for p in procs.values()):
+        time.sleep(0.02)
+    dead = {pid: p.exitcode for pid, p in procs.items() if p.exitcode not in (None, 0)}
+    first = {pid: code for pid, code in dead.items() if code != -signal.SIGTERM} or dead
+    how = ", ".join(f"{pid} ({f'killed by {signal.Signals(-code).name}' if code < 0 else f'exit status {code}'})"
+                    for pid, code in sorted(first.items()))
+    return f"PushT worker process {how} died" if how else "a PushT worker process died"
+
+
+def _shut_down(pool, procs: dict, finished: bool) -> None:
+    """Let the workers exit cleanly after a finished run; otherwise end them now (a stop must be prompt, and a
+    broken pool's workers would wait forever)."""
+    if finished:
+        pool.shutdown(wait=True)
+        return
+    procs.update(getattr(pool, "_processes", None) or {})
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs.values():
+        if p.is_alive():
+            p.terminate()
+    for p in procs.values():
+        p.join(timeout=5)
 
 
 def _merge(store):
@@ -144,11 +212,13 @@ def generate(
     """Generate the dataset; returns seed 000's stats (as mjxgen's generate_dataset does) and `videos`.
 
     Raises ValueError/FileExistsError/PermissionError on bad input, GenerationInterrupted on SIGINT/SIGTERM
-    and OSError when writing fails; then samples [0, safe) stay in `<output_h5>.partial/` (mjxgen.data.shards)
-    and resume=True continues the run to the same file an uninterrupted run writes. `dmp_config` (a
-    mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets the DMP ranges; scale_forcing overrides its own.
-    `distributed` (None, True or a mjxgen.runtime.distributed.DistributedConfig, as in mjxgen's generate_dataset):
-    each process runs a contiguous share of the shards, and process 0 writes the file."""
+    and OSError when writing fails or a worker process dies (ChildProcessError); then samples [0, safe) stay in
+    `<output_h5>.partial/` (mjxgen.data.shards) and resume=True continues the run to the same file an uninterrupted
+    run writes. One run writes an output at a time (mjxgen.runtime.runlock); resume=True on a file complete with
+    the same settings returns its stats. `dmp_config` (a mjxgen.kernels.dmp.DMPConfig, default PUSHT_REFERENCE) sets
+    the DMP ranges; scale_forcing overrides its own. `distributed` (None, True or a
+    mjxgen.runtime.distributed.DistributedConfig, as in mjxgen's generate_dataset): each process runs a contiguous
+    share of the shards, and process 0 writes the file."""
     import dataclasses
 
     from mjxgen.kernels import dmp
@@ -159,34 +229,37 @@ def generate(
     from mjxgen.runtime.process import configure
 
     configure()  # the XLA flags before the planner's first JAX computation
-    dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
     for name, value in (("num_samples", num_samples), ("workers", workers), ("shard_size", shard_size)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
     cfg = dataclasses.replace(dmp_config or dmp.PUSHT_REFERENCE, scale_forcing=bool(scale_forcing))
     config, attrs, n_videos = _settings(num_samples, seed, video_dir, video_samples, shard_size, cfg)
+    opened: list = []  # the run's ShardStore, once open
 
-    def open_run(join: bool) -> tuple:
-        out = shards.check_output_path(output_h5, overwrite and not join, resume or join)
-        return out, shards.ShardStore.open(out, SAMPLES.attr, config, attrs, resume or join)
-
-    out, store = dist.first_then_others(open_run, "opening the run")
-    work = _this_process_work(store, seed, num_samples, shard_size, cfg, video_dir, n_videos)
-
-    def saving():
-        return saving_what_is_done(lambda: store.done, store.partial, num_samples, "samples")
+    def open_run(join: bool):
+        return shards.open_run(output_h5, SAMPLES.attr, config, attrs, overwrite=overwrite, resume=resume, join=join)
 
     def run() -> None:
         with tqdm(total=work.share_total, initial=work.share_total - len(work.plans), desc="trajectories",
-                  unit="traj", disable=not progress) as bar, saving():
+                  unit="traj", disable=not progress) as bar:
             _execute_and_write(store, work.plans, work.tasks, workers, shard_size, num_samples, bar, cfg)
 
     def merge():
-        with saving():
-            return _merge(store) if dist.is_main() else None
+        return _merge(store) if dist.is_main() else None
 
-    dist.together(run, "executing")
-    stats = dist.together(merge, "writing the file")
+    # One block from the start to the finished file: SIGINT/SIGTERM end it at the next safe point, whenever they come.
+    with saving_what_is_done(lambda: opened[0].done if opened else None, shards.partial_dir(output_h5), num_samples,
+                             "samples", stop=lambda: opened and opened[0].release(), output=output_h5):
+        dist.initialize(dist.config_of(distributed))  # before JAX's first computation (after the flags)
+        store = dist.first_then_others(open_run, "opening the run")
+        opened.append(store)
+        if store.complete:
+            store.release()
+            print(f"{store.output} is complete already (same settings): nothing to resume", file=sys.stderr)
+            return files.describe(store.output)[3].summary(store.output) | {"videos": n_videos}
+        work = _this_process_work(store, seed, num_samples, shard_size, cfg, video_dir, n_videos)
+        dist.together(run, "executing")
+        stats = dist.together(merge, "writing the file")
     if stats is None:  # process 0 counted every process's samples; the others read the file's count
-        stats = files.describe(out)[3]
-    return stats.summary(out) | {"videos": n_videos}
+        stats = files.describe(store.output)[3]
+    return stats.summary(store.output) | {"videos": n_videos}

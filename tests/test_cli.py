@@ -171,22 +171,45 @@ class _Dropped:
         time.sleep(0.05)  # the handler runs here, inside __del__
 
 
-def test_a_signal_while_the_command_runs_ends_in_one_line(monkeypatch, tmp_path, capsys):
-    """In the command (here: while it builds its env), SIGINT raises, the command's cleanup runs, and the entry point
-    prints one line and returns 130; also when the exception is raised where Python drops it (a __del__, JAX's gc
-    callback): the signal is sent again."""
-    from mjxgen.generate import pipeline
+def test_a_signal_while_a_command_runs_ends_in_one_line(monkeypatch, tmp_path, capsys):
+    """In a command that is not a generation run (here: `mjxgen info` while it checks the file), SIGINT raises, the
+    command's cleanup runs, and the entry point prints one line and returns 130; also when the exception is raised
+    where Python drops it (a __del__, JAX's gc callback): the signal is sent again (mjxgen.cli.interrupts)."""
+    from mjxgen.data import validate
 
-    def make_env(*args):
+    def check(*args, **kwargs):
         _Dropped()  # collected at once: the signal's exception is dropped in its __del__ ...
         time.sleep(2)  # ... and raised again here
         raise AssertionError("the signal was lost")
 
+    monkeypatch.setattr(validate, "check", check)
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["info", str(tmp_path / "x.h5")]) == 130
+    assert capsys.readouterr().err == "interrupted by SIGINT\n"
+    assert signal.getsignal(signal.SIGINT) is before  # a call inside a program gives the handlers back
+
+
+def test_a_signal_while_a_run_is_set_up_ends_it_before_any_output(monkeypatch, tmp_path, capsys):
+    """In a generation run (here: as it builds its env), a signal is noted, never raised where Python could drop it,
+    and ends the run at its next safe point, before the output is touched (mjxgen.runtime.signals): one line, 130,
+    nothing written. (A safe point must come within mjxgen.runtime.signals.GRACE_S, or the watchdog ends the
+    process: this one follows make_env.)"""
+    from mjxgen.generate import pipeline
+
+    real = pipeline.make_env
+
+    def make_env(*args):
+        env = real(*args)
+        _Dropped()  # the signal arrives inside a __del__
+        return env
+
     monkeypatch.setattr(pipeline, "make_env", make_env)
     before = signal.getsignal(signal.SIGINT)
     assert cli.task_main("reach", ["--batch", "2", "--output", str(tmp_path / "x.h5")]) == 130
-    assert capsys.readouterr().err == "interrupted by SIGINT\n"
-    assert signal.getsignal(signal.SIGINT) is before  # a call inside a program gives the handlers back
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("interrupted by SIGINT: no episodes are safe yet (0 of 2)"), err
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # Every flag of both arm CLIs (`mjxgen datagen` and `python -m mjxgen.<task>`), each checked in the file it writes.

@@ -168,7 +168,7 @@ def test_full_disk_gives_one_line_and_intact_shards(tmp_path, monkeypatch, capsy
 
 def test_resume_refuses_other_settings(tmp_path, monkeypatch, reference):
     out = tmp_path / "x.h5"
-    def fail(self, attrs):
+    def fail(self, *args):
         raise OSError(errno.EIO, "merge failed")
 
     monkeypatch.setattr(shards.ShardStore, "finalize", fail)  # leave the run unfinished
@@ -196,7 +196,7 @@ def test_untrusted_files_fail_with_one_clear_line(tmp_path, reference):
         other: "not an mjxgen dataset",
         truncated: "not a readable HDF5 file|unreadable or malformed",
         text: "not an HDF5 file",
-        malformed: "episode_3 is unreadable or malformed",
+        malformed: "episode_3/actions is missing",
     }
     broken = tmp_path / "broken.h5.partial"  # an unfinished run whose manifest was cut short
     broken.mkdir()
@@ -204,7 +204,8 @@ def test_untrusted_files_fail_with_one_clear_line(tmp_path, reference):
     cases[broken] = "manifest.json is missing or broken"
     for path, message in cases.items():
         with pytest.raises(DatasetFormatError, match=message) as e:
-            TrajectoryDataset(path, allow_incomplete=path == broken)
+            # opening reads the index; each episode is checked when it is read
+            TrajectoryDataset(path, allow_incomplete=path == broken).episode(3)
         assert "\n" not in str(e.value), str(e.value)
         assert str(path) in str(e.value)
 
@@ -215,6 +216,6 @@ def test_info_reports_counts_and_completeness(reference, capsys):
     ds = TrajectoryDataset(reference)
     assert f"Episodes             {N}" in out and f"Total steps          {len(ds)}" in out
     assert "Complete             yes" in out and f"{ds.success.mean():.1%}" in out
-    config = json.loads(out.split("Config:\n", 1)[1])
+    config = json.loads(out.split("Config:\n", 1)[1].split("Statistics", 1)[0])
     assert config["seed"] == SEED and config["batch_size"] == BATCH
     assert cli.main(["info", str(reference.parent / "missing.h5")]) == 2

@@ -22,7 +22,7 @@ from mjxgen.cli import interrupts
 
 # Names of the submodules, reachable as attributes (mjxgen.cli.configure_from, ...), imported on first use.
 _LAZY = {"configure_from": "mjxgen.cli.arguments", "Parser": "mjxgen.cli.arguments",
-         "report_failures": "mjxgen.cli.arguments"}
+         "report_failures": "mjxgen.cli.arguments", "info": "mjxgen.cli.datagen"}
 
 
 def main(argv: list[str] | None = None) -> int:

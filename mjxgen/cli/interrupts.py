@@ -11,6 +11,10 @@ A process entry point goes through three phases:
 - after it (the interpreter ending): one line and os._exit, as while importing.
 A call inside a program (argv given: the tests, a notebook) raises Interrupted in all three and restores the
 previous handlers afterwards.
+
+A generation run (mjxgen.generate, PushT) installs its own handlers for its duration
+(mjxgen.runtime.signals.stop_on_signals): there a signal is only noted and raised at the run's next safe point,
+so that the run keeps what it finished; the resend of a dropped exception below serves the other commands.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ import queue
 import threading
 from typing import Any, Callable
 
+from mjxgen.runtime import signals
+
 _STOP = object()
+POLL_S = 0.1  # how often a waiting caller looks for SIGINT/SIGTERM (mjxgen.runtime.signals.check)
 
 
 class BackgroundFlusher:
@@ -16,7 +19,8 @@ class BackgroundFlusher:
     `put` returns at once unless `maxsize` items are already waiting, so at most that many batches are held
     in memory. After a failure the thread skips the remaining items; `failure(error)` is raised in the
     caller's thread by the next `put` or by `close`. `on_exit` runs in the thread as it ends (for state that
-    belongs to the thread, such as a GL context).
+    belongs to the thread, such as a GL context). `put` and `close` are safe points for SIGINT/SIGTERM
+    (mjxgen.runtime.signals): they raise Signalled instead of waiting on; `stop` writes what is queued regardless.
     """
 
     def __init__(self, work: Callable[[Any], None], *, on_exit: Callable[[], None] | None = None,
@@ -28,23 +32,42 @@ class BackgroundFlusher:
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stopping = False  # _STOP is queued
         self._thread.start()
 
     def put(self, item: Any) -> None:
         self.raise_if_failed()
-        self._queue.put(item)
+        self._offer(item)
 
     def close(self) -> None:
         """Finish every queued item, stop the thread, and raise its failure if there was one."""
+        if self._thread is not None:
+            if not self._stopping:
+                self._offer(_STOP)
+                self._stopping = True
+            while self._thread.is_alive():
+                self._thread.join(POLL_S)
+                signals.check()
         self.stop()
         self.raise_if_failed()
 
     def stop(self) -> None:
         """Finish every queued item and stop the thread (its failure, if any, stays in `error`)."""
         if self._thread is not None:
-            self._queue.put(_STOP)
+            if not self._stopping:
+                self._queue.put(_STOP)
+                self._stopping = True
             self._thread.join()
             self._thread = None
+
+    def _offer(self, item: Any) -> None:
+        """Queue item, waiting while the queue is full: a safe point for signals."""
+        signals.check()
+        while True:
+            try:
+                return self._queue.put(item, timeout=POLL_S)
+            except queue.Full:
+                signals.check()
 
     def raise_if_failed(self) -> None:
         if self.error is not None:

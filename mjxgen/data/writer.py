@@ -76,18 +76,23 @@ class DatasetWriter:
         shapes = {"observations": {k: list(v) for k, v in obs_shapes.items()}, "actions": [int(action_size)]}
         if image_size is not None:
             shapes["image"] = [*image_size, 3]
-        if join:  # another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked
-            overwrite, resume = False, True
-        self.path = shards.check_output_path(path, overwrite, resume)
         attrs = {"format": self.format.attr, "format_version": self.format.version, "complete": False,
                  "env_name": env_name, "policy": policy, "seed": int(seed), "compression": compression,
                  "dtype": dtype, "config": json.dumps(config, sort_keys=True),
                  "versions": json.dumps(package_versions(), sort_keys=True), "model_xml": model_xml,
                  "shapes": json.dumps(shapes)}
-        self.store = shards.ShardStore.open(self.path, self.format.attr, config, attrs, resume)
-        if self.store.shards:  # a resumed run: its shards are checked as any reader checks them
-            validate.check(self.store.partial, allow_incomplete=True, full=False)
-        self.stats = RunStats.of_files(self.format, self.store.shard_paths())  # a resumed run's episodes too
+        # join: another process (mjxgen.runtime.distributed) opened this run, with overwrite/resume as asked, and
+        # holds its lock (one writer per output: mjxgen.runtime.runlock)
+        self.store = shards.open_run(path, self.format.attr, config, attrs, overwrite=overwrite, resume=resume,
+                                     join=join)
+        self.path = self.store.output
+        try:
+            if self.store.shards:  # a resumed run: its shards are checked as any reader checks them
+                validate.check(self.store.partial, allow_incomplete=True, full=False)
+            self.stats = RunStats.of_files(self.format, self.store.shard_paths())  # a resumed run's episodes too
+        except BaseException:
+            self.store.release()
+            raise
         self._flusher = BackgroundFlusher(self._flush, on_exit=self.encoder.close,
                                           failure=lambda e: OSError(f"writing {self.store.partial} failed: {e}"))
 
@@ -128,8 +133,9 @@ class DatasetWriter:
         return statistics.combine(parts)
 
     def abort(self) -> None:
-        """Write what is queued and stop; the unfinished run stays in `<output>.partial/`."""
+        """Write what is queued and stop; the unfinished run stays in `<output>.partial/` (its lock released)."""
         self._flusher.stop()
+        self.store.release()
 
     def _flush(self, batch: HostBatch) -> None:
         """Drop (or flag) the batch's invalid episodes, then write the rest as one shard and count it."""

@@ -39,7 +39,7 @@ class Env(Protocol):
     mjx_model: mjx.Model  # the same on the device; the rollout batches its randomized fields
     xml: str  # the scene's self-contained MJCF, stored in every dataset
     substeps: int  # physics steps per control step
-    action_size: int  # the action's length
+    action_size: int  # an action's length: a policy's act returns a (action_size,) floating array
 
     @property
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:

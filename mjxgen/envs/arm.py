@@ -146,7 +146,7 @@ class ArmTask:
     """
 
     scene: str
-    action_size = ACTION_DIM
+    action_size = ACTION_DIM  # the 4-D action of the module docstring
 
     def __init__(self, config):
         self.config = config

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 from mjxgen import checks
 from mjxgen.runtime import distributed as dist
-from mjxgen.data import files
+from mjxgen.data import files, shards
 from mjxgen.generate import memory, simulate
 from mjxgen.generate.config import SEED_000_PARAMETERS, GenerationConfig
 from mjxgen.envs import make_env
 from mjxgen.runtime.process import configure
 from mjxgen.sim import programs
+from mjxgen.runtime import signals
 from mjxgen.runtime.signals import saving_what_is_done
 from mjxgen.data.writer import DatasetWriter
 
@@ -57,43 +59,61 @@ def open_writer(cfg: GenerationConfig, env, batch_size: int, join: bool = False)
     )
 
 
+def _already_complete(cfg: GenerationConfig, writer: DatasetWriter, batch_size: int, start: float) -> GenerationResult:
+    """resume=True on a file that a run of the same settings finished: nothing to do but say so (a requeued job
+    succeeds); its stats, recounted from the file."""
+    writer.abort()  # stops the writer's thread, releases the lock
+    print(f"{writer.path} is complete already (same settings): nothing to resume", file=sys.stderr)
+    return GenerationResult(stats=files.describe(writer.path)[3].summary(writer.path),
+                            wall_s=time.perf_counter() - start, simulated_steps=0, useful_steps=0, physics_steps=0,
+                            batch_size=batch_size, n_batches=0, rollout=cfg.rollout)
+
+
 def run_generation(cfg: GenerationConfig) -> GenerationResult:
     """Generate the dataset that cfg describes; return the stats together with timing.
 
     Raises GenerationInterrupted on SIGINT/SIGTERM and OSError when writing fails; in both cases the
-    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. With
-    cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed) and process 0 writes the
-    file once every process has written its share."""
-    configure()  # the XLA flags, before anything creates JAX's backend
-    dist.initialize(cfg.distributed)  # before JAX's first computation
-    env = make_env(cfg.env_name, cfg.env_config)
+    finished blocks stay in `<output_path>.partial/` and `resume=True` continues the run. One run writes an
+    output at a time (mjxgen.runtime.runlock): a second one is refused (RunLocked, a FileExistsError). With
+    cfg.resume on a file that is complete already with the same settings, nothing is simulated and the file's
+    stats are returned. With cfg.distributed, this process runs its share of the blocks (mjxgen.runtime.distributed)
+    and process 0 writes the file once every process has written its share."""
     stream = cfg.rollout == "stream"
     batch_size = simulate.slots(cfg)  # episodes at once, and per shard: the same in both forms
-    memory.check_batch(cfg, env, batch_size)  # a ValueError naming the largest batch that fits, before any output
-    writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
-    blocks = dist.share(-(-cfg.n_episodes // batch_size))
-    ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
-    start = time.perf_counter()
-    shards_before = len(writer.store.shards)
+    opened: list[DatasetWriter] = []  # the writer, once the run is open
 
-    def saving():
-        return saving_what_is_done(lambda: writer.done, writer.store.partial, cfg.n_episodes, "episodes",
-                                   stop=writer.abort)
+    def stop() -> None:  # a failure or a stop: what was handed over is written, and the lock is released
+        if opened:
+            opened[0].abort()
 
     def run() -> tuple[int, int]:
-        with saving():
-            steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
-            writer.flush()
+        steps = (simulate.simulate_stream if stream else simulate.simulate_batches)(cfg, env, writer, ids)
+        writer.flush()
         return steps
 
     def merge() -> None:
-        with saving():
-            if dist.is_main():  # the others' shards are on disk too: write the file
-                writer.finalize()
+        if dist.is_main():  # the others' shards are on disk too: write the file
+            writer.finalize()
 
-    simulated, useful = dist.together(run, "simulating")
-    n_blocks = len(writer.store.shards) - shards_before
-    dist.together(merge, "writing the file")
+    # One block from the start to the finished file: SIGINT/SIGTERM end it at the next safe point, whenever they come.
+    with saving_what_is_done(lambda: opened[0].done if opened else None, shards.partial_dir(cfg.output_path),
+                             cfg.n_episodes, "episodes", stop=stop, output=cfg.output_path):
+        configure()  # the XLA flags, before anything creates JAX's backend
+        dist.initialize(cfg.distributed)  # before JAX's first computation
+        env = make_env(cfg.env_name, cfg.env_config)
+        signals.check()  # a safe point: building the env takes seconds
+        memory.check_batch(cfg, env, batch_size)  # a ValueError naming the largest batch that fits, before any output
+        writer = dist.first_then_others(lambda join: open_writer(cfg, env, batch_size, join), "opening the run")
+        opened.append(writer)
+        start = time.perf_counter()
+        if writer.store.complete:
+            return _already_complete(cfg, writer, batch_size, start)
+        blocks = dist.share(-(-cfg.n_episodes // batch_size))
+        ids = range(min(blocks.start * batch_size, cfg.n_episodes), min(blocks.stop * batch_size, cfg.n_episodes))
+        shards_before = len(writer.store.shards)
+        simulated, useful = dist.together(run, "simulating")
+        n_blocks = len(writer.store.shards) - shards_before
+        dist.together(merge, "writing the file")
     if not dist.is_main():  # process 0 counted every process's episodes; the others read the file's count
         writer.stats = files.describe(writer.path)[3]
     return GenerationResult(

@@ -7,9 +7,12 @@
     ├── norm/obs_mean.npy
     └── opt/...                 the optimizer's state (for --resume)
 
-`unzip -p final.npz config.json` shows the config. Loading reads the JSON with `json.loads` and every array with
-`np.load(..., allow_pickle=False)`; an object array (a pickle payload), a member that is not in the manifest,
-a shape or dtype that differs from it, or a config of another schema or version is refused with a
+`unzip -p final.npz config.json` shows the config. Loading never unpickles and reads within bounds, every size
+checked before anything is read: the config (at most CONFIG_MAX_BYTES, parsed by mjxgen.checks.json_text: no
+RecursionError from deep nesting), then each array's .npy header (shape and dtype) against the manifest and its
+member's uncompressed size, from the zip directory, against them; only then its data. An object array (a pickle
+payload), a member that is not in the manifest, a shape, dtype or size that differs from it (a zip bomb), a
+manifest entry that is not {shape, dtype}, or a config of another schema or version is refused with a
 CheckpointError (a ValueError) naming the file. Nothing from the file is ever executed.
 """
 
@@ -25,9 +28,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from mjxgen import checks
+
 SCHEMA = "mjxgen-checkpoint"
 SCHEMA_VERSION = 1
 CONFIG_MEMBER = "config.json"
+CONFIG_MAX_BYTES = 2**20  # config.json: a few KB in practice
+NPY_HEADER_MAX = 2**16  # bytes of an array member's .npy header (NumPy writes 128 for these arrays)
+MAX_ARRAY_BYTES = 2**31  # every array together (a BC network and its Adam state are a few MB)
 REQUIRED = {"schema": str, "schema_version": int, "model": dict, "obs_keys": list, "obs_shapes": dict,
             "step": int, "arrays": dict}
 
@@ -102,7 +110,15 @@ def read_config(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is not an mjxgen checkpoint (not an .npz archive)")
     try:
         with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read(CONFIG_MEMBER).decode("utf-8"))
+            size = z.getinfo(CONFIG_MEMBER).file_size  # from the zip directory: nothing read yet
+            if size > CONFIG_MAX_BYTES:
+                raise CheckpointError(f"{path}: {CONFIG_MEMBER} is {size:,} bytes, more than the {CONFIG_MAX_BYTES:,} "
+                                      "a checkpoint config may have")
+            with z.open(CONFIG_MEMBER) as f:
+                text = f.read(CONFIG_MAX_BYTES + 1)  # (zipfile stops at the directory's size, and checks the CRC)
+        config = checks.json_text(CONFIG_MEMBER, text, max_bytes=CONFIG_MAX_BYTES)
+    except CheckpointError:
+        raise
     except KeyError:
         raise CheckpointError(f"{path} is not an mjxgen checkpoint (no {CONFIG_MEMBER})") from None
     except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError) as e:
@@ -120,23 +136,73 @@ def read_config(path: str | os.PathLike) -> dict:
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint: its config and every array of its manifest, never unpickling anything."""
+    """Read a checkpoint: its config and every array of its manifest, within the manifest's sizes, never
+    unpickling anything."""
     config = read_config(path)
-    manifest = config["arrays"]
+    manifest = _manifest(path, config["arrays"])
     with zipfile.ZipFile(path) as z:
-        members = {n[:-4] if n.endswith(".npy") else n for n in z.namelist()} - {CONFIG_MEMBER}
-    if members != set(manifest):
-        extra, missing = sorted(members - set(manifest)), sorted(set(manifest) - members)
-        raise CheckpointError(f"{path}: members do not match the manifest (unexpected {extra}, missing {missing})")
-    arrays = {}
-    with np.load(path, allow_pickle=False) as npz:
-        for name, spec in manifest.items():
-            try:
-                a = npz[name]
-            except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
-                raise CheckpointError(f"{path}: {name} is a pickled object array; refused ({e})") from None
-            if list(a.shape) != spec.get("shape") or a.dtype.str != spec.get("dtype"):
-                raise CheckpointError(f"{path}: {name} is {a.dtype.str}{list(a.shape)}, but the manifest says "
-                                      f"{spec.get('dtype')}{spec.get('shape')}")
-            arrays[name] = a
+        infos = {i.filename: i for i in z.infolist()}
+        members = {n[:-4] if n.endswith(".npy") else n for n in infos} - {CONFIG_MEMBER}
+        if members != set(manifest):
+            extra, missing = sorted(members - set(manifest)), sorted(set(manifest) - members)
+            raise CheckpointError(f"{path}: members do not match the manifest (unexpected {extra}, missing {missing})")
+        arrays = {name: _read_array(path, z, infos.get(f"{name}.npy") or infos[name], name, *spec)
+                  for name, spec in manifest.items()}
     return Checkpoint(config=config, arrays=arrays)
+
+
+def _manifest(path, manifest: dict) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """name -> (shape, dtype) of every manifest entry, checked; their total size within MAX_ARRAY_BYTES."""
+    out, total = {}, 0
+    for name, spec in manifest.items():
+        shape, dtype = (spec.get("shape"), spec.get("dtype")) if isinstance(spec, dict) else (None, None)
+        if not (isinstance(shape, list) and all(checks.is_int(d) and d >= 0 for d in shape) and isinstance(dtype, str)):
+            raise CheckpointError(f"{path}: manifest entry {name!r} is not {{\"shape\": [...], \"dtype\": \"...\"}}, "
+                                  f"got {str(spec)[:80]}")
+        try:
+            dt = np.dtype(dtype)
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{path}: manifest entry {name!r} has an unknown dtype {dtype[:40]!r}") from None
+        if dt.hasobject:
+            raise CheckpointError(f"{path}: {name} is a pickled object array; refused (dtype {dtype[:40]!r})")
+        out[name] = (tuple(shape), dt)
+        total += int(np.prod(shape, dtype=object)) * dt.itemsize
+    if total > MAX_ARRAY_BYTES:
+        raise CheckpointError(f"{path}: the manifest declares {total:,} bytes of arrays, more than the "
+                              f"{MAX_ARRAY_BYTES:,} a checkpoint may hold")
+    return out
+
+
+def _read_array(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.dtype):
+    """One member's array: its .npy header checked against the manifest, then its size (the zip directory's)
+    against both, and only then its data read."""
+    where = f"{path}: {name}"
+    with z.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy version {version[0]}.{version[1]}")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            got_shape, fortran, got_dtype = read_header(f, max_header_size=NPY_HEADER_MAX)
+        except ValueError as e:
+            if "allow_pickle" in str(e) or "object" in str(e).lower():
+                raise CheckpointError(f"{where} is a pickled object array; refused ({e})") from None
+            raise CheckpointError(f"{where} is not a readable .npy array ({e})") from None
+        if got_dtype.hasobject:
+            raise CheckpointError(f"{where} is a pickled object array; refused")
+        if tuple(got_shape) != shape or got_dtype != dtype:
+            raise CheckpointError(f"{where} is {got_dtype.str}{list(got_shape)}, but the manifest says "
+                                  f"{dtype.str}{list(shape)}")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if info.file_size != f.tell() + nbytes:
+            raise CheckpointError(f"{where}: its member holds {info.file_size:,} bytes, not the {f.tell() + nbytes:,} "
+                                  f"of a {dtype.str}{list(shape)} array; refused unread")
+        data, done = bytearray(nbytes), 0
+        while done < nbytes:  # in pieces: no second copy of the array
+            piece = f.read(min(nbytes - done, 2**24))
+            if not piece:
+                raise CheckpointError(f"{where} is truncated")
+            data[done:done + len(piece)] = piece
+            done += len(piece)
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")

@@ -148,8 +148,12 @@ def evaluate(checkpoint: str | os.PathLike, cfg: EvalConfig) -> EvalResult:
         raise
     wall = time.perf_counter() - start
     if writer is not None:
-        writer.write_batch(_host_batch(host, randomize))
-        writer.close()
+        try:
+            writer.write_batch(_host_batch(host, randomize))
+            writer.close()
+        except BaseException:
+            writer.abort()  # the unfinished run stays; its lock is released
+            raise
     steps = np.arange(max_steps) < host.lengths[:, None]
     return EvalResult(n_episodes=n_episodes, success_rate=float(host.success.mean()),
                       mean_length=float(host.lengths.mean()),

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from mjxgen.kernels import randomize
 
@@ -65,13 +67,15 @@ def start_episode(env, policy, m, seed, episode_id, randomization, params) -> Ep
     state = env.reset(m, reset_key)
     m, state = env.randomize(m, state, draw)
     policy_state = policy.init(jax.random.fold_in(policy_key, INIT_KEY), env.observe(state), params)
+    _check_tree(policy, "init", policy_state)
     return EpisodeStart(model=m, state=state, policy_state=policy_state, policy_key=policy_key, draw=draw)
 
 
 def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
     """Step t of an episode: (state, policy_state, the Step recorded)."""
     obs = env.observe(state)
-    action, policy_state = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
+    out = policy.act(policy_state, jax.random.fold_in(policy_key, t), obs, params)
+    action, policy_state = _checked_act(env, policy, out, policy_state)
     state, reward, success = env.step(m, state, action)
     return state, policy_state, Step(next_observations=env.observe(state), next_qpos=state.data.qpos, actions=action,
                                      rewards=reward, successes=success)
@@ -80,7 +84,47 @@ def step_episode(env, policy, m, state, policy_state, policy_key, t, params):
 def record(policy, policy_state) -> dict:
     """What the policy stores per episode ({} for a policy without `record`)."""
     rec = getattr(policy, "record", None)
-    return {} if rec is None else rec(policy_state)
+    if rec is None:
+        return {}
+    out = rec(policy_state)
+    if not (isinstance(out, dict) and all(isinstance(k, str) for k in out)):
+        raise TypeError(f"policy {policy_name(policy)}: record(state) must return a dict of name -> array, got "
+                        f"{type(out).__name__}")
+    _check_tree(policy, "record", out)
+    return out
+
+
+def policy_name(policy) -> str:
+    return getattr(policy, "name", type(policy).__name__)
+
+
+def _checked_act(env, policy, out, state):
+    """act's result, checked when the rollout is traced (shapes are static then, so this costs nothing per step):
+    (action, state), the action a floating (env.action_size,) array, the state shaped as the one act was given."""
+    name = policy_name(policy)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"policy {name}: act(state, key, obs, params) must return (action, state), got "
+                        f"{type(out).__name__}")
+    action, new_state = out
+    shape, dtype = np.shape(action), jnp.result_type(action)
+    expected = (env.action_size,)
+    if shape != expected or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"policy {name}: act must return a floating action of shape {expected} for {env.name}, "
+                        f"got {dtype.name}{list(shape)}")
+    spec = lambda tree: jax.tree.map(lambda x: (np.shape(x), jnp.result_type(x).name), tree)  # noqa: E731
+    if jax.tree.structure(new_state) != jax.tree.structure(state) or spec(new_state) != spec(state):
+        raise TypeError(f"policy {name}: act must return its state as it was given (the structure, shapes and dtypes "
+                        f"init made), got {spec(new_state)} for {spec(state)}")
+    return action, new_state
+
+
+def _check_tree(policy, method: str, tree) -> None:
+    """Every leaf of what init or record returned is an array or a number (no strings, no objects)."""
+    bad = [type(x).__name__ for x in jax.tree.leaves(tree)
+           if not isinstance(x, (jax.Array, np.ndarray, np.generic, bool, int, float, complex))]
+    if bad:
+        raise TypeError(f"policy {policy_name(policy)}: {method} must return arrays (a pytree of them), got a "
+                        f"{bad[0]}")
 
 
 def resolve_policy(env, policy) -> tuple[Any, str]:
@@ -95,4 +139,4 @@ def resolve_policy(env, policy) -> tuple[Any, str]:
     except TypeError:
         raise TypeError(f"a policy object must be hashable (it keys the compiled rollout): {type(policy).__name__} "
                         "is not; use a frozen dataclass or a plain object") from None
-    return policy, getattr(policy, "name", type(policy).__name__)
+    return policy, policy_name(policy)

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
+from mjxgen.runtime import signals
+
 FILE_ATTRS = {
     "format": "which format wrote the file (Format.attr)",
     "format_version": "the format's version",
@@ -219,8 +221,9 @@ _BUILTIN_LOADED: list = []
 
 
 def copy_groups(out: h5py.File, shards: list[Path]) -> None:
-    """Every shard's top-level groups, in order, into out."""
+    """Every shard's top-level groups, in order, into out (a stop may end it between shards)."""
     for shard in shards:
+        signals.check()
         with h5py.File(shard, "r") as src:
             for name in src:
                 src.copy(src[name], out, name)

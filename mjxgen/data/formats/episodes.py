@@ -27,6 +27,7 @@ from mjxgen.data.formats import (ACTIONS, FINAL_OBSERVATION, IMAGE, IMAGE_DTYPE,
                                  RANDOMIZATION, REWARDS, TERMINATED, TRUNCATED, DatasetFormatError, EncoderSettings,
                                  Format, Index, Position, image_chunks, index_rows, register, step_flags)
 from mjxgen.data.formats import checking
+from mjxgen.runtime import signals
 
 PREFIX = "episode_"
 EPISODE_ATTRS = {
@@ -110,9 +111,11 @@ def episode_attrs(batch, b: int, seed: int) -> dict:
 
 
 def merge(out: h5py.File, shards: list[Path]) -> None:
-    """Every shard's episode groups, in order (raw chunks, not recompressed), and the root index (v2)."""
+    """Every shard's episode groups, in order (raw chunks, not recompressed), and the root index (v2). A stop
+    (SIGINT/SIGTERM) may end it between shards."""
     rows = []
     for shard in shards:
+        signals.check()
         with h5py.File(shard, "r") as src:
             for name in src:
                 src.copy(src[name], out, name)

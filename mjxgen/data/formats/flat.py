@@ -26,7 +26,7 @@ from mjxgen.data import chunks
 from mjxgen.data.formats import (ACTIONS, FINAL_OBSERVATION, IMAGE, IMAGE_DTYPE, RANDOMIZATION, REWARDS, TERMINATED,
                                  TRUNCATED, DatasetFormatError, EncoderSettings, Format, Index, Position, checking,
                                  register, step_flags)
-from mjxgen.runtime import pools
+from mjxgen.runtime import pools, signals
 
 DATA, META, EPISODE_ENDS = "data", "meta", "episode_ends"
 OBS_KEYS_ATTR = "obs_keys"  # on data/: JSON list of the observation keys, in stored order
@@ -99,6 +99,7 @@ def merge(out: h5py.File, shards: list[Path]) -> None:
                                       maxshape=src.maxshape, compression=src.compression,
                                       compression_opts=src.compression_opts, shuffle=src.shuffle)
             for f in files:
+                signals.check()  # a stop may end the merge between shards
                 chunks.copy_rows(f[DATA][name], dst, int(f.attrs["first_row"]), int(f.attrs["n_rows"]), total)
         meta = out.create_group(META)
         names = []
