@@ -233,7 +233,7 @@ class _StandInRenderer:
     def __init__(self, model_xml, height, width):
         self.shape = (height, width, 3)
 
-    def render(self, qpos, mocap_pos, light_dir=None, camera_offset=None):
+    def render(self, qpos, mocap_pos, light_dir=None, camera_offset=None, rgb_scale=None):
         return np.stack([np.full(self.shape, (int(mocap_pos[0, 0]) + t) % 256, np.uint8) for t in range(len(qpos))])
 
     def close(self):
