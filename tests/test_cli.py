@@ -346,7 +346,7 @@ def test_resume_flag(base, tmp_path, monkeypatch, capsys):
 
     c, reference = base
     path = tmp_path / "x.h5"
-    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, attrs: (_ for _ in ()).throw(OSError("disk")))
+    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, *a: (_ for _ in ()).throw(OSError("disk")))
     assert c("reach", _flags(c, path)) == 1
     assert capsys.readouterr().err.strip().endswith("--resume") and not path.exists()
     monkeypatch.undo()
@@ -370,7 +370,7 @@ def test_info_allow_incomplete(tmp_path, monkeypatch, capsys):
     from mjxgen.data import shards
 
     path = tmp_path / "x.h5"
-    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, attrs: (_ for _ in ()).throw(OSError("disk")))
+    monkeypatch.setattr(shards.ShardStore, "finalize", lambda self, *a: (_ for _ in ()).throw(OSError("disk")))
     assert cli.main(["datagen", *_flags(_Datagen(), path)]) == 1
     monkeypatch.undo()
     capsys.readouterr()

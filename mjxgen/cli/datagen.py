@@ -48,9 +48,11 @@ def generate(command: list[str], settings: dict) -> int:
         ("Useful fraction", f"{useful:.1%} of {result.simulated_steps:,} simulated env steps"),
         ("Physics steps/s", f"{result.physics_steps / wall:,.0f} (simulated)"),
     ]
-    if result.frames:
+    if result.frames and result.render_s > 0:  # MuJoCo's renderer, timed in the writer thread
         rows.append(("Rendered frames/s", f"{result.frames / result.render_s:,.0f} ({result.frames} frames, in the "
                                           "writer thread, overlapping the simulation)"))
+    elif result.frames:  # the JAX renderer: the frames came with the simulation, inside its time
+        rows.append(("Rendered frames", f"{result.frames} (inside the simulation program)"))
     print_table(rows)
     return 0
 
