@@ -17,7 +17,7 @@ import pytest
 from support import BATCH
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen import cli
-from mjxgen.learn import models, training
+from mjxgen.learn import metrics, models, training
 from mjxgen.sim import rollout
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.learn.evaluate import NetworkPolicy, evaluate, load_policy
@@ -246,7 +246,8 @@ def test_existing_checkpoints_need_resume_or_overwrite(dataset, trained, tmp_pat
     with pytest.raises(FileExistsError, match="already holds checkpoints.*--resume.*--overwrite"):
         _train(dataset, run, steps=5)
     _train(dataset, run, steps=5, every=0, overwrite=True)
-    assert sorted(p.name for p in run.iterdir()) == ["final.npz"]  # the old run's checkpoints are gone
+    assert sorted(p.name for p in run.iterdir()) == ["final.npz", "metrics.jsonl"]  # the old checkpoints are gone
+    assert [r["step"] for r in metrics.read(run / "metrics.jsonl")] == [1, 5]  # and so are the old run's metrics
     with pytest.raises(ValueError, match="nothing to resume"):
         _train(dataset, tmp_path / "empty", resume=True)
     with pytest.raises(ValueError, match="is at step 5, past max_steps=3"):
@@ -476,13 +477,14 @@ def cli_run(scripted_file, tmp_path_factory):
 
 
 def test_train_cli_flags_show_in_the_checkpoint(cli_run, scripted_file, capsys):
-    assert sorted(p.name for p in cli_run.iterdir()) == ["final.npz", "step_00000010.npz", "step_00000020.npz"]
+    assert sorted(p.name for p in cli_run.iterdir()) == ["final.npz", "metrics.jsonl", "step_00000010.npz",
+                                                         "step_00000020.npz"]
     loaded = ckpt.load(cli_run / "final.npz")
     config = loaded.config
     assert config["step"] == 20  # --max-steps
     assert config["obs_keys"] == ["target_pos", "ee_pos"] and config["model"]["state_dim"] == 6  # --obs-keys
     assert config["train"]["batch_size"] == 16 and config["train"]["seed"] == 3
-    assert training.TRACE_COUNT[(BCModel(state_dim=6, action_dim=4), 16)] == 1  # --batch-size: 16-row steps
+    assert training.TRACE_COUNT[(ModelRegistry.from_json(config["model"]), 16)] == 1  # --batch-size: 16-row steps
     assert float(loaded.arrays["opt/hyperparams/learning_rate"]) == pytest.approx(0.003)  # --lr, as Adam used it
     assert config["dataset"]["path"] == str(scripted_file[0])  # --dataset
 
