@@ -1,8 +1,9 @@
 """The BC model's history, chunks, temporal ensembling and gripper head; the validation split, metrics.jsonl,
-evaluation while training and the lr schedule.
+evaluation while training and the lr schedule; the `mjxgen train` flags for them (TrainConfig's and BCConfig's).
 
 Cheap: conftest's 64 scripted reach episodes, tens of steps, and one compiled evaluation rollout (reach, T = 200,
-B = 32) shared by the Trainer's and evaluate()'s calls: one model, CHUNKED, BCConfig's recipe for reach.
+B = 32) shared by the Trainer's, the CLI's and evaluate()'s calls, and by tests/test_docs.py's scaled-down seed
+000 pipeline: one model, CHUNKED, the one `mjxgen train --model bc` builds by default for reach.
 """
 
 import json
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from support import BATCH
+from mjxgen import cli
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen.learn import metrics
@@ -24,7 +26,7 @@ from mjxgen.learn.models import BCConfig, BCModel, binary_gripper, normalization
 from mjxgen.learn.training import TrainConfig, Trainer, learning_rate
 from mjxgen.sim import rollout
 
-# The recipe (8-action chunks, temporal ensembling, a gripper head): BCConfig's defaults, for reach.
+# The recipe (8-action chunks, temporal ensembling, a gripper head), as the CLI builds it by default for reach.
 CHUNKED = BCModel(state_dim=20, action_dim=4, **BCConfig(gripper_head="on").model_settings())
 EVAL_N, EVAL_T = BATCH, 200
 EVAL_KEY = ("reach", "bc", EVAL_T, EVAL_N, rollout.SEGMENT_STEPS)
@@ -231,3 +233,87 @@ def test_a_second_checkpoint_of_the_chunked_architecture_adds_no_trace(run):
     b = evaluate(out / "final.npz", "reach", EVAL_N, max_steps=EVAL_T)
     assert rollout.TRACE_COUNT[EVAL_KEY] == before
     assert not np.array_equal(a.rollout.trajectory.actions, b.rollout.trajectory.actions)  # other weights
+
+
+# ------------------------------------------------------------------------------------------- mjxgen train
+
+
+def _cli(argv, capsys):
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _table(out):
+    return {k.strip(): v.strip() for k, v in (line.split("  ", 1) for line in out.splitlines() if "  " in line)}
+
+
+@pytest.fixture(scope="module")
+def cli_run(scripted_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-bc") / "run"
+    argv = ["train", "--dataset", scripted_file[0], "--max-steps", 30, "--batch-size", 16, "--lr", 0.01,
+            "--lr-schedule", "cosine", "--warmup-steps", 10, "--val-fraction", 0.125, "--val-every", 15,
+            "--eval-every", 20, "--eval-episodes", EVAL_N, "--checkpoint-every", 0, "--no-progress",
+            "--output-dir", out]
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli.main([str(a) for a in argv]) == 0
+    return out, _table(buf.getvalue())
+
+
+def test_train_cli_model_flags_shape_the_network(cli_run, scripted_file, tmp_path, capsys):
+    out, table = cli_run
+    assert ckpt.read_config(out / "final.npz")["model"] == CHUNKED.to_json()  # the defaults: the recipe, a head
+    assert table["Model"] == "bc 1 x 20 -> 256 -> 256 -> 8 x 4; ensemble decay 0.1; gripper head"
+    argv = ["train", "--dataset", scripted_file[0], "--max-steps", 2, "--checkpoint-every", 0, "--no-progress",
+            "--hidden", 32, 16, "--n-obs", 2, "--chunk", 4, "--ensemble-decay", 0.5, "--output-dir", tmp_path]
+    status, printed, _ = _cli(argv, capsys)
+    loaded = ckpt.load(tmp_path / "final.npz")
+    model = loaded.config["model"]
+    assert status == 0 and model["hidden"] == [32, 16] and model["n_obs"] == 2 and model["chunk"] == 4
+    assert model["ensemble_decay"] == 0.5 and model["gripper_head"] is True  # --gripper-head auto: reach's 0
+    shapes = [loaded.arrays[f"net/layers/{i}/w"].shape for i in range(3)]
+    assert shapes == [(2 * 20, 32), (32, 16), (16, 4 * 4)]  # 2 observations in, 4 actions out
+    np.testing.assert_array_equal(loaded.arrays["norm/grip"], [0.0, 0.0])  # scripted reach: the gripper stays 0
+    assert _table(printed)["Model"] == "bc 2 x 20 -> 32 -> 16 -> 4 x 4; ensemble decay 0.5; gripper head"
+
+
+def test_train_cli_schedule_validation_and_evaluation_flags(cli_run):
+    out, table = cli_run
+    records = metrics.read(out / "metrics.jsonl")
+    lrs = {r["step"]: r["lr"] for r in records if "lr" in r}
+    assert lrs[1] == pytest.approx(0.001)  # --warmup-steps 10: a tenth of --lr 0.01 at the first step
+    assert lrs[30] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 29 / 30)))  # --lr-schedule cosine
+    assert [r["step"] for r in records if "val_loss" in r] == [15, 30]  # --val-every 15 (and the last step)
+    evals = [r for r in records if "success_rate" in r]
+    assert [(r["step"], r["eval_episodes"]) for r in evals] == [(20, EVAL_N)]  # --eval-every 20, --eval-episodes
+    config = ckpt.read_config(out / "final.npz")
+    assert config["train"]["val_fraction"] == 0.125 and config["train"]["lr_schedule"] == "cosine"
+    assert table["Validation loss"].endswith("(8 held-out episodes)")  # --val-fraction 0.125 of 64
+    assert table["Success (eval)"].endswith(f"at step 20 ({EVAL_N} episodes)")
+    assert table["Steps"] == "30 (batch 16, lr 0.01, cosine)" and table["Metrics"] == str(out / "metrics.jsonl")
+
+
+def test_train_cli_gripper_head_defaults_and_bad_values(scripted_file, tmp_path, capsys):
+    base = ["train", "--dataset", scripted_file[0], "--max-steps", 2, "--checkpoint-every", 0, "--no-progress",
+            "--hidden", 8]
+    assert _cli([*base, "--gripper-head", "off", "--output-dir", tmp_path / "off"], capsys)[0] == 0
+    config = ckpt.read_config(tmp_path / "off" / "final.npz")
+    assert config["model"]["gripper_head"] is False and "norm/grip" not in config["arrays"]
+    assert _cli([*base, "--gripper-head", "on", "--output-dir", tmp_path / "on"], capsys)[0] == 0
+    assert ckpt.read_config(tmp_path / "on" / "final.npz")["model"]["gripper_head"] is True
+    recipe = BCConfig(hidden=(8,)).model_settings()
+    assert {k: config["model"][k] for k in recipe} == recipe | {"hidden": [8]}  # the recipe: an 8-chunk, ensembled
+    for flags, message in [(["--val-fraction", "1"], "--val-fraction: must be a number in [0, 1)"),
+                           (["--ensemble-decay", "nan"], "--ensemble-decay: must be a finite number"),
+                           (["--lr-schedule", "step"], "invalid choice: 'step'"),
+                           (["--gripper-head", "maybe"], "invalid choice: 'maybe'"),
+                           (["--chunk", "0"], "--chunk: must be a positive integer")]:
+        status, _, err = _cli([*base, *flags, "--output-dir", tmp_path / "bad"], capsys)
+        assert status == 2 and message in err and err.strip().count("\n") == 0, (flags, err)
