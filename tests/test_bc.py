@@ -22,7 +22,7 @@ from mjxgen.learn import checkpoints as ckpt
 from mjxgen.learn import metrics
 from mjxgen.learn.evaluate import evaluate
 from mjxgen.learn.minibatches import BatchLoader, model_arrays, split_episodes
-from mjxgen.learn.models import BCConfig, BCModel, binary_gripper, normalization
+from mjxgen.learn.models import BCConfig, BCModel, binary_gripper, normalization, stored_normalization
 from mjxgen.learn.training import TrainConfig, Trainer, learning_rate
 from mjxgen.sim import rollout
 
@@ -186,9 +186,14 @@ def test_validation_never_shares_an_episode_with_training(run, dataset):
     assert len(val_eps) == 16 and not train_eps & val_eps and len(train_eps | val_eps) == dataset.n_episodes
     assert set(trainer.validation.episodes) == val_eps
     np.testing.assert_array_equal(sorted(val_eps), split_episodes(64, 0.25, seed=0)[1])
-    # The normalization is the training episodes' alone; the validation loss is the loss on the held-out ones.
+    # The normalization is the file's stored statistics, over every episode (the held-out ones too, as LeRobot's);
+    # the validation loss is the loss on the held-out episodes.
+    stored = stored_normalization(dataset.statistics, dataset.obs_keys, gripper_head=True)
+    for k, v in stored.items():
+        np.testing.assert_array_equal(result.params["norm"][k], v, err_msg=k)
     train_obs = np.concatenate([dataset.observations[k][trainer.loader.rows] for k in dataset.obs_keys], axis=1)
-    np.testing.assert_allclose(result.params["norm"]["obs_mean"], train_obs.mean(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stored["obs_mean"], train_obs.mean(0), rtol=1e-3)  # not the training episodes' alone
+    assert result.normalization == "stored"
     dims = {"n_obs": CHUNKED.n_obs, "chunk": CHUNKED.chunk}
     held_out = BatchLoader(dataset, 32, episodes=sorted(val_eps), **dims)
     obs, actions, weights = model_arrays(held_out.take(held_out.rows), dataset.obs_keys, 20, **dims)
@@ -270,6 +275,7 @@ def cli_run(scripted_file, tmp_path_factory):
 def test_train_cli_model_flags_shape_the_network(cli_run, scripted_file, tmp_path, capsys):
     out, table = cli_run
     assert ckpt.read_config(out / "final.npz")["model"] == CHUNKED.to_json()  # the defaults: the recipe, a head
+    assert table["Normalization"] == "the file's stored statistics"
     assert table["Model"] == "bc 1 x 20 -> 256 -> 256 -> 8 x 4; ensemble decay 0.1; gripper head"
     argv = ["train", "--dataset", scripted_file[0], "--max-steps", 2, "--checkpoint-every", 0, "--no-progress",
             "--hidden", 32, 16, "--n-obs", 2, "--chunk", 4, "--ensemble-decay", 0.5, "--output-dir", tmp_path]

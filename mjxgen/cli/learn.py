@@ -60,11 +60,14 @@ def train(a: argparse.Namespace, names: list[str], model_names: list[str]) -> in
 
 def _train_rows(a: argparse.Namespace, dataset, model, trainer, r) -> list[tuple[str, str]]:
     """The table `mjxgen train` prints."""
+    from mjxgen.learn.training import NORM_SOURCES
+
     schedule = f", {a.lr_schedule}" if a.lr_schedule != "constant" else ""
     rows = [
         ("Model", model.describe() if hasattr(model, "describe") else model.kind),
         ("Dataset", f"{dataset.path} ({dataset.n_episodes} episodes, {len(dataset)} steps)"),
         ("Observations", " + ".join(dataset.obs_keys)),
+        ("Normalization", NORM_SOURCES.get(r.normalization, "-")),
         ("Steps", f"{r.step} (batch {a.batch_size}, lr {a.lr:g}{schedule})"),
         ("Loss", f"{r.losses[0][1]:.4g} -> {r.losses[-1][1]:.4g}" if r.losses else "-"),
     ]

@@ -186,6 +186,27 @@ def normalization(obs: np.ndarray, actions: np.ndarray, gripper_head: bool = Fal
     return norm
 
 
+def stored_normalization(statistics: dict | None, obs_keys: tuple[str, ...], gripper_head: bool = False) -> dict | None:
+    """normalization() from a file's stored statistics (mjxgen.data.statistics: {"observations/<key>": {"mean",
+    "std", "min", "max", ...}, "actions": {...}}, per column) instead of its steps: the keys' means and standard
+    deviations concatenated in obs_keys' order, the same rule for constant features, and "grip" from the actions'
+    min and max. None when the statistics lack one of the arrays (a version 1 file has none)."""
+    names = [f"observations/{k}" for k in obs_keys] + ["actions"]
+    if not isinstance(statistics, dict) or any(not isinstance(statistics.get(n), dict) for n in names):
+        return None
+
+    def column(name: str, field: str) -> np.ndarray:
+        return np.asarray(statistics[name][field], np.float64).reshape(-1)
+
+    obs = names[:-1]
+    norm = {"obs_mean": np.concatenate([column(n, "mean") for n in obs]).astype(np.float32),
+            "obs_std": _std(np.concatenate([column(n, "std") for n in obs])),
+            "act_mean": column("actions", "mean").astype(np.float32), "act_std": _std(column("actions", "std"))}
+    if gripper_head:
+        norm["grip"] = np.array([column("actions", "min")[-1], column("actions", "max")[-1]], np.float32)
+    return norm
+
+
 def binary_gripper(actions: np.ndarray) -> bool:
     """Whether the last action dimension takes at most two values (an open/close gripper)."""
     return len(np.unique(np.asarray(actions)[:, -1])) <= 2

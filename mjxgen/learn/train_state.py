@@ -96,7 +96,8 @@ def save_checkpoint(trainer: Any, name: str, meta: Meta, step: int, state: tuple
     net, opt_state, norm = state
     train = {k: v for k, v in dataclasses.asdict(trainer.config).items() if k not in _CALL_ONLY}
     config = {"model": trainer.model.to_json(), "obs_keys": list(meta.obs_keys), "obs_shapes": meta.obs_shapes,
-              "env_name": meta.env_name, "dataset": meta.dataset, "step": int(step), "loss": loss,
+              "env_name": meta.env_name, "dataset": meta.dataset, "normalization": trainer.norm_source,
+              "step": int(step), "loss": loss,
               "train": train | {"lr": float(trainer.config.lr), "batch_size": meta.batch_size},
               "versions": package_versions() | {"optax": optax.__version__}}
     arrays = ckpt.flatten(net, "net") | ckpt.flatten(norm, "norm") | ckpt.flatten(opt_state, "opt")

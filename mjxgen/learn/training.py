@@ -7,6 +7,9 @@ or torch tensors (seed 000's torch DataLoader over TrajectoryDataset works when 
 `horizon` steps with a "mask" are flattened, masked steps weigh 0). Our BatchLoader (mjxgen.learn.minibatches) is
 the fast path: it loads the dataset's non-image arrays once, gives the model the observation history and action
 chunks it asks for, and draws batch s from (seed, s) alone, so --resume reproduces an uninterrupted run exactly.
+
+The normalization comes from the statistics a format v2 file stores (mjxgen.data.statistics, over every episode
+of the file), else it is computed from every step of the dataset, else from the loader's first 50 batches.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ TRACE_COUNT: collections.Counter = collections.Counter()
 LR_SCHEDULES = ("constant", "cosine")
 VAL_BATCH = 1024  # rows per validation batch (one compiled shape)
 VAL_ROWS = 16384  # at most this many validation rows (evenly spaced), so a validation pass stays short
+# Where a run's normalization came from (TrainResult.normalization, the checkpoint's "normalization").
+NORM_SOURCES = {"stored": "the file's stored statistics", "dataset": "computed from every step of the dataset",
+                "batches": "computed from the loader's first 50 batches", "given": "given to the Trainer"}
 
 __all__ = ["BatchLoader", "TrainConfig", "TrainResult", "Trainer", "dataset_info", "flat_batch", "learning_rate"]
 
@@ -134,6 +140,7 @@ class TrainResult:
     steps_per_s: float  # steps done by this call / wall_s
     checkpoint: Path  # final.npz
     metrics: Path  # metrics.jsonl
+    normalization: str  # where the normalization came from: a key of NORM_SOURCES
 
 
 def _model_dims(model) -> tuple[int, int]:
@@ -146,9 +153,11 @@ class Trainer:
     `loader` is any iterable of batches (re-iterated for each epoch), e.g. our BatchLoader or torch's DataLoader
     over a TrajectoryDataset. A BatchLoader is re-cut for the model (its n_obs and chunk) and, with
     config.val_fraction, split by episode into training and validation. When the loader has a TrajectoryDataset
-    as `.dataset`, the normalization comes from all of its (training) steps and the checkpoint records the
-    file, its hash and its env; otherwise from the first 50 batches. `normalization` ({"obs_mean", "obs_std",
-    "act_mean", "act_std"}, and "grip" for a gripper head) overrides both."""
+    as `.dataset`, the checkpoint records the file, its hash and its env, and the normalization is the file's
+    stored statistics (format v2), else computed from every step of it: either way over every episode of the
+    file, the validation episodes included (as LeRobot's dataset statistics). Otherwise the normalization comes
+    from the first 50 batches. `normalization` ({"obs_mean", "obs_std", "act_mean", "act_std"}, and "grip" for a
+    gripper head) overrides all of them."""
 
     def __init__(self, model: Any, loader: Iterable[dict], config: TrainConfig | None = None, *,
                  normalization: dict | None = None):
@@ -157,6 +166,7 @@ class Trainer:
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}")
         self.normalization = normalization
+        self.norm_source = "given" if normalization is not None else None
         self.dataset = getattr(loader, "dataset", None)
         self.out = Path(self.config.output_dir)
         self.loader, self.validation = self._split(loader)
@@ -201,7 +211,8 @@ class Trainer:
         n = cfg.max_steps - start
         return TrainResult(params={"net": net, "norm": norm}, step=cfg.max_steps, losses=run.losses,
                            val_losses=run.val_losses, evals=run.evals, wall_s=wall,
-                           steps_per_s=n / wall if wall > 0 else 0.0, checkpoint=path, metrics=log.path)
+                           steps_per_s=n / wall if wall > 0 else 0.0, checkpoint=path, metrics=log.path,
+                           normalization=self.norm_source)
 
     # --- set-up ----------------------------------------------------------------------------------------------
     def _prepare_output(self) -> ckpt.Checkpoint | None:
@@ -243,27 +254,43 @@ class Trainer:
         differ = resume_differences(resumed.config, self.model, meta, self.config)
         if differ:
             raise ValueError(f"cannot resume from {resumed.config['path']}: {', '.join(differ)} differ")
+        self.norm_source = resumed.config.get("normalization")
         return (resumed.tree("net", net), resumed.tree("opt", opt_state),
                 jax.tree.map(jnp.asarray, resumed.tree("norm", self.model.identity_norm())))
 
     def _statistics(self, meta: Meta) -> dict:
-        """The normalization: from every training step of the dataset, else from the loader's first 50 batches."""
+        """The normalization (NORM_SOURCES says where from, in that order) and sets self.norm_source."""
         head = getattr(self.model, "gripper_head", False)
-        if isinstance(self.loader, BatchLoader):
-            rows = self.loader.rows
-            obs = np.concatenate([self.loader.obs[k][rows].reshape(len(rows), -1) for k in meta.obs_keys], axis=1)
-            return models.normalization(obs, self.loader.actions[rows], head)
-        if isinstance(self.dataset, TrajectoryDataset):
-            obs = np.concatenate([self.dataset.observations[k].reshape(len(self.dataset.actions), -1)
-                                  for k in meta.obs_keys], axis=1)
-            return models.normalization(obs, self.dataset.actions, head)
-        rows = [self.arrays(b, meta) for b in itertools.islice(self.loader, 50)]
-        obs, actions = [np.concatenate([r[i].reshape(-1, r[i].shape[-1]) for r in rows]) for i in (0, 1)]
-        return models.normalization(obs, actions, head)
+        ds = self.dataset if isinstance(self.dataset, TrajectoryDataset) else None
+        if ds is None:
+            rows = [self.arrays(b, meta) for b in itertools.islice(self.loader, 50)]
+            obs, actions = [np.concatenate([r[i].reshape(-1, r[i].shape[-1]) for r in rows]) for i in (0, 1)]
+            self.norm_source = "batches"
+            return models.normalization(obs, actions, head)
+        norm = models.stored_normalization(ds.statistics, meta.obs_keys, head)
+        if norm is None:
+            obs = np.concatenate([ds.observations[k].reshape(len(ds.actions), -1) for k in meta.obs_keys], axis=1)
+            self.norm_source = "dataset"
+            return models.normalization(obs, ds.actions, head)
+        if head:
+            models.check_binary_gripper(ds.actions)
+        _check_stored(norm, self.model, ds.path)
+        self.norm_source = "stored"
+        return norm
 
     def arrays(self, batch: dict, meta: Meta):
         """A batch as the model's (obs, actions, weights)."""
         return model_arrays(batch, meta.obs_keys, self.model.state_dim, *_model_dims(self.model))
+
+
+def _check_stored(norm: dict, model: Any, path) -> None:
+    """A ValueError naming the file when its stored statistics do not fit the model or are not finite."""
+    sizes = (len(norm["obs_mean"]), len(norm["act_mean"]))
+    if sizes != (model.state_dim, model.action_dim):
+        raise ValueError(f"{path}: its stored statistics have {sizes[0]} observation and {sizes[1]} action columns, "
+                         f"but the model has state_dim={model.state_dim}, action_dim={model.action_dim}")
+    if not all(np.isfinite(v).all() for v in norm.values()):
+        raise ValueError(f"{path}: its stored statistics are not finite")
 
 
 class _Run:
