@@ -137,6 +137,8 @@ class EpisodeReader:
                 self._where += [(fi, n) for n in names]
             cat = np.concatenate(rows) if rows else np.zeros(0, INDEX_DTYPE)
             keys = self.expect.keys if self.expect.keys is not None else self._keys_of_first()
+            if self._where and IMAGE not in keys and IMAGE in self._group(0)[OBSERVATIONS]:
+                keys += (IMAGE,)  # camera frames: declared beside the observations' shapes, not among them
         else:
             cat, keys = self._scan()
         self._totals = cat["total_reward"]
