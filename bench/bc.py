@@ -3,16 +3,19 @@
     python -m bench.bc [--envs reach pick_place] [--episodes 1000] [--train-steps 50000] [--eval-episodes 512]
 
 For each env, in a fresh directory, the three commands run as separate processes, exactly as a user types
-them (names mapped: simscale -> mjxgen, checkpoints/final.pt -> checkpoints/final.npz):
+them (names mapped: simscale -> mjxgen, checkpoints/final.pt -> checkpoints/final.npz). `mjxgen train --model bc`
+builds the recipe of docs/training.md by default (an 8-action chunk with temporal ensembling, a gripper head):
 
     mjxgen datagen --env-name ENV --n-episodes 1000 --output data/ENV_expert.h5 --policy scripted --randomize
     mjxgen train --model bc --dataset data/ENV_expert.h5 --max-steps 50000 --batch-size 64
     mjxgen eval checkpoints/final.npz --env-name ENV --n-episodes 100
 
-Each command's wall time includes start-up and compilation. Then, in this process, the final checkpoint is
+Each command's wall time includes start-up and compilation; "train.wall_s_process" is the training's, the
+number the acceptance bounds (15 minutes per task on 2 cores). Then, in this process, the final checkpoint is
 evaluated on --eval-episodes fresh episodes (seed 1; the data are seed 42), without and with domain
-randomization, next to the scripted expert on the same episodes. JSON goes to
-bench/results/<date>-cpu-2core-bc.json.
+randomization, next to the scripted expert on the same episodes. The dataset's expert version (pick_place's
+env_config) is recorded, and the 1-minute load average before and after each task (the 2 cores may be shared).
+JSON goes to bench/results/<date>-cpu-2core[-<tag>]-bc.json.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ mjxgen.configure()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mjxgen.data.dataset import TrajectoryDataset  # noqa: E402
 from mjxgen.kernels.randomize import RandomizationConfig  # noqa: E402
 from mjxgen.learn import checkpoints, evaluate  # noqa: E402
 from mjxgen.runtime.versions import package_versions  # noqa: E402
@@ -80,14 +84,17 @@ def pipeline(env_name: str, workdir: Path, a: argparse.Namespace) -> dict:
     eval_s, ev = run_cli(["eval", "checkpoints/final.npz", "--env-name", env_name, "--n-episodes", "100"], workdir)
     final = workdir / "checkpoints" / "final.npz"
     config = checkpoints.read_config(final)
+    env_config = TrajectoryDataset(workdir / data).config["env_config"]
     return {
         "datagen": {"wall_s": gen_s, "episodes": int(gen["Episodes"]), "total_steps": int(gen["Total steps"]),
                     "success_rate": gen["Success rate"], "mean_length": float(gen["Mean length"]),
-                    "file_mb": gen["File size"]},
+                    "file_mb": gen["File size"], "expert_version": env_config.get("expert_version")},
         "train": {"wall_s_process": train_s, "loop_wall_s": float(train["Wall time"].split()[0]),
                   "steps": int(config["step"]), "batch_size": 64, "lr": config["train"]["lr"],
                   "steps_per_s": float(train["Steps/s"].replace(",", "")), "final_loss": config["loss"],
-                  "loss": train["Loss"], "model": config["model"], "obs_keys": config["obs_keys"]},
+                  "loss": train["Loss"], "model": config["model"], "model_line": train["Model"],
+                  "obs_keys": config["obs_keys"], "lr_schedule": config["train"]["lr_schedule"],
+                  "normalization": train["Normalization"]},
         "eval_100": {"wall_s": eval_s, "success_rate": ev["Success rate"], "mean_length": float(ev["Mean length"]),
                      "mean_reward": float(ev["Mean reward"])},
         "fresh": [fresh_eval(final, env_name, a.eval_episodes, False),
@@ -103,6 +110,8 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=512)
     p.add_argument("--workdir", default=None, help="where the pipeline runs (default: a temporary directory)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    p.add_argument("--tag", default="", help="added to the JSON's name: <date>-cpu-2core-<tag>-bc.json "
+                                             "(e.g. shared, when other jobs share the cores)")
     a = p.parse_args()
     root = Path(a.workdir or tempfile.mkdtemp(prefix="bench-bc-"))
     date = datetime.date.today().isoformat()
@@ -110,10 +119,12 @@ def main() -> None:
                "versions": package_versions() | {"optax": __import__("optax").__version__},
                "settings": vars(a) | {"eval_seed": evaluate.EVAL_SEED, "data_seed": 42}, "envs": {}}
     for env_name in a.envs:
+        load = os.getloadavg()[0]
         results["envs"][env_name] = pipeline(env_name, root / env_name, a)
+        results["envs"][env_name]["load_average_1min"] = {"start": load, "end": os.getloadavg()[0]}
     if not a.no_save:
         RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"{date}-cpu-2core-bc.json"
+        out = RESULTS / f"{date}-cpu-2core{'-' + a.tag if a.tag else ''}-bc.json"
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
 

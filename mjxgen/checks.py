@@ -89,6 +89,23 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
+def finite_float(name: str, value) -> float:
+    if is_bool(value) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a finite number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def fraction(name: str, value) -> float:
+    """A share of something: a number in [0, 1)."""
+    if is_bool(value) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def choice(name: str, value, choices: Iterable[str]) -> str:
     choices = tuple(choices)
     if not isinstance(value, str):
@@ -172,6 +189,7 @@ class Setting:
     check: Callable | None = None  # check(name, value) -> the value, normalized (TypeError/ValueError naming it)
     choices: tuple = ()  # the allowed values: checked with choice(), and the CLI's choices
     item_check: Callable | None = None  # a tuple setting: the CLI reads len(default) values, each checked by this
+    nargs: int | str | None = None  # a tuple setting: how many values the CLI reads where not len(default) ("+")
     metavar: Any = None  # the CLI's placeholder(s) for the value(s)
 
 

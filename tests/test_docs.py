@@ -361,7 +361,7 @@ def test_seed_000_pipeline_train_eval(tmp_path, monkeypatch, capsys):
 
 
 # The scaled-down train and eval commands: the 64-episode scripted file as the dataset, 300 steps, 32 episodes
-# (the evaluation shape tests/learn/test_train.py compiles).
+# (the evaluation shape tests/learn/test_bc.py compiles for the model `mjxgen train` builds by default).
 TRAIN_EVAL_SIZES = [("--max-steps 50000", "--max-steps 300"), ("--n-episodes 100", "--n-episodes 32")]
 
 

@@ -15,6 +15,7 @@ from mjxgen.cli import arguments, datagen, learn
 from mjxgen.generate import memory
 from mjxgen.generate.config import SEED_000_PARAMETERS, GenerationConfig
 from mjxgen.learn.evaluate import EvalConfig, evaluate
+from mjxgen.learn.models import BCConfig
 from mjxgen.learn.training import TrainConfig
 
 SEED_000_ORDER = ["env_name", "n_episodes", "output_path", "policy_type", "domain_randomization", "max_steps", "seed"]
@@ -81,12 +82,12 @@ def test_evaluate_signature_is_eval_config():
     assert params["seed"].kind == inspect.Parameter.KEYWORD_ONLY and params["seed"].default == 1
 
 
-@pytest.mark.parametrize("cls", [GenerationConfig, TrainConfig, EvalConfig])
-def test_every_checked_setting_is_checked_on_construction(cls):
+@pytest.mark.parametrize("cls, n", [(GenerationConfig, 8), (TrainConfig, 8), (EvalConfig, 8), (BCConfig, 5)])
+def test_every_checked_setting_is_checked_on_construction(cls, n):
     """A config whose __post_init__ forgot check_fields would take anything: each checked field refuses a value of
     no sensible type, naming the field."""
     checked = [name for name, (_, s) in checks.settings_of(cls).items() if s.check is not None or s.choices]
-    assert len(checked) >= 8
+    assert len(checked) >= n
     for name in checked:
         with pytest.raises((TypeError, ValueError), match=name):
             cls(**{name: object()})
@@ -115,7 +116,12 @@ def _flag_line(help_text: str, flag: str) -> str:
                                                "image_size": "--image-size", "compression": "--compression"}),
     (["task", "--help"], GenerationConfig, {"max_steps": "--max-steps", "batch_size": "--batch", "dtype": "--dtype"}),
     (["train", "--help"], TrainConfig, {"max_steps": "--max-steps", "lr": "--lr", "seed": "--seed",
-                                        "checkpoint_every": "--checkpoint-every", "output_dir": "--output-dir"}),
+                                        "checkpoint_every": "--checkpoint-every", "output_dir": "--output-dir",
+                                        "lr_schedule": "--lr-schedule", "warmup_steps": "--warmup-steps",
+                                        "val_fraction": "--val-fraction", "val_every": "--val-every",
+                                        "eval_every": "--eval-every", "eval_episodes": "--eval-episodes"}),
+    (["train", "--help"], BCConfig, {"hidden": "--hidden", "n_obs": "--n-obs", "chunk": "--chunk",
+                                     "ensemble_decay": "--ensemble-decay", "gripper_head": "--gripper-head"}),
     (["eval", "--help"], EvalConfig, {"n_episodes": "--n-episodes", "seed": "--seed", "max_steps": "--max-steps"}),
 ])
 def test_help_shows_each_dataclass_default(command, cls, flags, capsys, monkeypatch):
@@ -133,17 +139,19 @@ def test_the_flags_follow_a_changed_dataclass_default(capsys, monkeypatch):
     monkeypatch.setattr(datagen, "GenerationConfig", with_default(GenerationConfig, "max_steps", 321))
     monkeypatch.setattr(learn, "TrainConfig", with_default(TrainConfig, "lr", 0.25))
     monkeypatch.setattr(learn, "EvalConfig", with_default(EvalConfig, "n_episodes", 7))
+    monkeypatch.setattr(learn, "BCConfig", with_default(BCConfig, "chunk", 5))
     assert _flag_line(_help(["datagen", "--help"], capsys, monkeypatch), "--max-steps").endswith("(default 321)")
     assert _flag_line(_help(["task", "--help"], capsys, monkeypatch), "--max-steps").endswith("(default 321)")
     assert _flag_line(_help(["train", "--help"], capsys, monkeypatch), "--lr").endswith("(default 0.25)")
     assert _flag_line(_help(["eval", "--help"], capsys, monkeypatch), "--n-episodes").endswith("(default 7)")
+    assert _flag_line(_help(["train", "--help"], capsys, monkeypatch), "--chunk").endswith("(default 5)")
     # ... and the parsed values, where no flag is given
     p = arguments.Parser()
     datagen.add_datagen(p)
     assert p.parse_args([]).max_steps == 321
     t = arguments.Parser()
     learn.add_train(t)
-    assert t.parse_args(["--dataset", "x.h5"]).lr == 0.25
+    assert t.parse_args(["--dataset", "x.h5"]).lr == 0.25 and t.parse_args(["--dataset", "x.h5"]).chunk == 5
 
 
 def test_flags_are_checked_as_the_dataclass_checks_them(capsys):
@@ -163,6 +171,24 @@ def test_flags_are_checked_as_the_dataclass_checks_them(capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(TypeError, match="no CLI settings batch"):
         arguments.add_settings(arguments.Parser(), GenerationConfig, batch={"flag": "--b"})
+
+
+def test_a_tuple_setting_of_any_length_reads_its_values(capsys):
+    """BCConfig.hidden (nargs "+"): the flag takes one or more widths, each checked, as a tuple the dataclass
+    takes; the other tuple settings keep len(default) values."""
+    p = arguments.Parser(prog="t")
+    names = arguments.add_settings(p, BCConfig)
+    for argv, hidden in [([], (256, 256)), (["--hidden", "32"], (32,)), (["--hidden", "8", "16", "4"], (8, 16, 4))]:
+        settings = arguments.settings_from(p.parse_args(argv), names)
+        assert settings["hidden"] == hidden and BCConfig(**settings).hidden == hidden
+    for argv, message in [(["--hidden", "0"], "--hidden: must be a positive integer, got 0"),
+                          (["--hidden"], "expected at least one argument"),
+                          (["--ensemble-decay", "inf"], "--ensemble-decay: must be a finite number")]:
+        with pytest.raises(SystemExit):
+            p.parse_args(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be a positive integer"):
+        BCConfig(hidden=(8, -1))
 
 
 # ---------------------------------------------------------------------------------------------- memory

@@ -89,7 +89,7 @@ def add_settings(p, cls, names: list[str] | None = None, **overrides: dict) -> l
         elif o.get("choices", s.choices):
             kw["choices"] = tuple(o.get("choices", s.choices))
         elif s.item_check is not None:
-            kw.update(type=checked(s.item_check), nargs=len(field.default))
+            kw.update(type=checked(s.item_check), nargs=s.nargs or len(field.default))
         elif s.check is not None:
             kw["type"] = checked(s.check, _scalar(hints.get(name)))
         if s.metavar is not None or "type" in kw:  # the value's placeholder: the Setting's, else the flag's name

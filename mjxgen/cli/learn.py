@@ -1,6 +1,6 @@
-"""`mjxgen train` and `mjxgen eval` (seed 000's flags). Their settings' flags come from TrainConfig
-(mjxgen.learn.training) and EvalConfig (mjxgen.learn.evaluate); the flags that are no config's (the model, the
-dataset and how it is batched, the checkpoint) are made here."""
+"""`mjxgen train` and `mjxgen eval` (seed 000's flags, and ours). Their settings' flags come from TrainConfig
+(mjxgen.learn.training), BCConfig (mjxgen.learn.models: the bc model's) and EvalConfig (mjxgen.learn.evaluate);
+the flags that are no config's (the model, the dataset and how it is batched, the checkpoint) are made here."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from mjxgen.cli.arguments import add_settings, positive_int, report_failures, se
 from mjxgen.data.stats import print_table
 from mjxgen.learn.evaluate import EvalConfig
 from mjxgen.learn.minibatches import BatchLoader
-from mjxgen.learn.models import ModelRegistry
+from mjxgen.learn.models import BCConfig, ModelRegistry
 from mjxgen.learn.training import TrainConfig
 
 
 def add_train(t: argparse.ArgumentParser) -> None:
-    """`mjxgen train --model bc --dataset PATH --max-steps N --batch-size B` and TrainConfig's other flags."""
+    """`mjxgen train --model bc --dataset PATH --max-steps N --batch-size B` and TrainConfig's and BCConfig's
+    other flags."""
     batch_size = inspect.signature(BatchLoader).parameters["batch_size"].default
     t.add_argument("--model", choices=ModelRegistry.names(), default="bc", help="the model (default bc)")
     t.add_argument("--dataset", required=True, help="an HDF5 dataset of the arm tasks (mjxgen datagen's output)")
@@ -26,40 +27,58 @@ def add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--obs-keys", nargs="+", default=None, metavar="KEY",
                    help="observations to use, in this order (default: all but image, in the file's order)")
     names = add_settings(t, TrainConfig)
-    t.set_defaults(run=lambda a, argv: train(a, names))
+    group = t.add_argument_group("the bc model (BCConfig; its defaults: the recipe measured in docs/training.md)")
+    model_names = add_settings(group, BCConfig)
+    t.set_defaults(run=lambda a, argv: train(a, names, model_names))
 
 
-def train(a: argparse.Namespace, names: list[str]) -> int:
+def train(a: argparse.Namespace, names: list[str], model_names: list[str]) -> int:
     """Train, write checkpoints, print a table; the exit status."""
     from mjxgen.data.dataset import TrajectoryDataset
     from mjxgen.learn.training import Trainer
 
     def run():
         cfg = TrainConfig(**settings_from(a, names))
+        bc = BCConfig(**settings_from(a, model_names))
         try:
             dataset = TrajectoryDataset(a.dataset, obs_keys=a.obs_keys)
         except FileNotFoundError as e:
             raise ValueError(f"--dataset {e}") from None
         loader = BatchLoader(dataset, a.batch_size, seed=cfg.seed)
         state_dim = sum(v[0].size for v in loader.obs.values())
-        model = ModelRegistry.create(a.model, state_dim=state_dim, action_dim=loader.actions.shape[1])
-        return dataset, model, Trainer(model, loader, cfg).train()
+        model = ModelRegistry.create(a.model, state_dim=state_dim, action_dim=loader.actions.shape[1],
+                                     **bc.model_settings(loader.actions))
+        trainer = Trainer(model, loader, cfg)
+        return dataset, model, trainer, trainer.train()
 
     status, result = report_failures(run, ["mjxgen", "train"])
     if status:
         return status
-    dataset, model, r = result
-    print_table([
-        ("Model", f"{model.kind} {model.state_dim} -> {' -> '.join(map(str, model.hidden))} -> {model.action_dim}"),
+    print_table(_train_rows(a, *result))
+    return 0
+
+
+def _train_rows(a: argparse.Namespace, dataset, model, trainer, r) -> list[tuple[str, str]]:
+    """The table `mjxgen train` prints."""
+    from mjxgen.learn.training import NORM_SOURCES
+
+    schedule = f", {a.lr_schedule}" if a.lr_schedule != "constant" else ""
+    rows = [
+        ("Model", model.describe() if hasattr(model, "describe") else model.kind),
         ("Dataset", f"{dataset.path} ({dataset.n_episodes} episodes, {len(dataset)} steps)"),
         ("Observations", " + ".join(dataset.obs_keys)),
-        ("Steps", f"{r.step} (batch {a.batch_size}, lr {a.lr:g})"),
+        ("Normalization", NORM_SOURCES.get(r.normalization, "-")),
+        ("Steps", f"{r.step} (batch {a.batch_size}, lr {a.lr:g}{schedule})"),
         ("Loss", f"{r.losses[0][1]:.4g} -> {r.losses[-1][1]:.4g}" if r.losses else "-"),
-        ("Wall time", f"{r.wall_s:.1f} s (compile included)"),
-        ("Steps/s", f"{r.steps_per_s:,.0f}"),
-        ("Checkpoint", str(r.checkpoint)),
-    ])
-    return 0
+    ]
+    if trainer.validation is not None:
+        rows.append(("Validation loss", f"{r.val_losses[-1][1]:.4g} ({len(trainer.validation.episodes)} held-out "
+                                        f"episodes)" if r.val_losses else "-"))
+    if r.evals:
+        step, ev = r.evals[-1]
+        rows.append(("Success (eval)", f"{ev['success_rate']:.1%} at step {step} ({a.eval_episodes} episodes)"))
+    return rows + [("Wall time", f"{r.wall_s:.1f} s (compile included)"), ("Steps/s", f"{r.steps_per_s:,.0f}"),
+                   ("Checkpoint", str(r.checkpoint)), ("Metrics", str(r.metrics))]
 
 
 def add_eval(e: argparse.ArgumentParser) -> None:

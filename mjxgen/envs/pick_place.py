@@ -38,6 +38,13 @@ class PickPlaceConfig:
     place_distance: tuple[float, float] = (0.10, 0.20)  # m: place target distance from the cube
     place_low: tuple[float, float] = (0.30, -0.30)  # m: place target x, y range after clipping
     place_high: tuple[float, float] = (0.70, 0.30)
+    # The `scripted` expert (mjxgen.kernels.pick_place_expert): 1 is the phase machine with a hidden phase and
+    # timer, 2 decides from the current observation alone. Files record it in their env_config.
+    expert_version: int = expert.DEFAULT
+
+    def __post_init__(self):
+        if self.expert_version not in expert.VERSIONS or isinstance(self.expert_version, bool):
+            raise ValueError(f"expert_version must be one of {expert.VERSIONS}, got {self.expert_version!r}")
 
 
 class PickPlaceState(NamedTuple):
@@ -112,8 +119,12 @@ class PickPlaceEnv(ArmTask):
         return obs["object_pos"] + jnp.array([0.0, 0.0, expert.APPROACH_HEIGHT])
 
     def _policies(self) -> dict[str, policies.Policy]:
-        scripted = policies.Policy(
-            init=expert.init,
-            act=lambda s, key, obs, params: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
-        )
+        if self.config.expert_version == 1:
+            scripted = policies.Policy(
+                init=expert.init,
+                act=lambda s, key, obs, params: expert.act(s, obs["ee_pos"], obs["object_pos"], obs["place_pos"]),
+            )
+        else:
+            scripted = policies.stateless(lambda key, obs: expert.act_markov(
+                obs["ee_pos"], obs["object_pos"], obs["place_pos"], obs["gripper_pos"]))
         return super()._policies() | {"scripted": scripted}

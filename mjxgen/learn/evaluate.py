@@ -30,7 +30,9 @@ EVAL_SEED = 1
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NetworkPolicy:
-    """A trained network as a rollout_batch policy: act = clip(model.predict(params, flat obs), -1, 1).
+    """A trained network as a rollout_batch policy: the flat observation (the keys concatenated) goes to
+    model.policy_step, whose state (the observation history, the overlapping action chunks) rides in the
+    rollout's scan; the action is clipped to [-1, 1].
 
     It describes only the architecture and the observation keys, so two checkpoints of one architecture give
     equal (and equally hashed) policies and share one compiled rollout; the weights and the normalization are
@@ -43,12 +45,15 @@ class NetworkPolicy:
     def name(self) -> str:  # the rollout's TRACE_COUNT label
         return self.model.kind
 
+    def _flat(self, obs):
+        return jnp.concatenate([jnp.ravel(obs[k]) for k in self.obs_keys])
+
     def init(self, key, obs, params):
-        return ()
+        return self.model.policy_init(self._flat(obs))
 
     def act(self, state, key, obs, params):
-        x = jnp.concatenate([jnp.ravel(obs[k]) for k in self.obs_keys])
-        return jnp.clip(self.model.predict(params, x), -1.0, 1.0), state
+        action, state = self.model.policy_step(params, state, self._flat(obs))
+        return jnp.clip(action, -1.0, 1.0), state
 
 
 def load_policy(path: str | os.PathLike, env) -> tuple[NetworkPolicy, dict, dict]:
@@ -154,12 +159,26 @@ def evaluate(checkpoint: str | os.PathLike, cfg: EvalConfig) -> EvalResult:
         except BaseException:
             writer.abort()  # the unfinished run stays; its lock is released
             raise
+    return EvalResult(n_episodes=n_episodes, **_metrics(host, max_steps), fresh=_fresh(config, seed, n_episodes),
+                      batch=batch, n_calls=-(-n_episodes // batch), wall_s=wall, rollout=host)
+
+
+def _metrics(host: Rollout, max_steps: int) -> dict:
+    """Seed 000's metrics of host-side rollouts: success rate, mean length, mean total reward."""
     steps = np.arange(max_steps) < host.lengths[:, None]
-    return EvalResult(n_episodes=n_episodes, success_rate=float(host.success.mean()),
-                      mean_length=float(host.lengths.mean()),
-                      mean_reward=float(np.where(steps, host.trajectory.rewards, 0.0).sum(axis=1).mean()),
-                      fresh=_fresh(config, seed, n_episodes), batch=batch, n_calls=-(-n_episodes // batch),
-                      wall_s=wall, rollout=host)
+    return {"success_rate": float(host.success.mean()), "mean_length": float(host.lengths.mean()),
+            "mean_reward": float(np.where(steps, host.trajectory.rewards, 0.0).sum(axis=1).mean())}
+
+
+def evaluate_params(env_name: str, model: Any, obs_keys: tuple[str, ...], params: dict, n_episodes: int, *,
+                    seed: int = EVAL_SEED, max_steps: int = 200, randomize: bool = False) -> dict:
+    """The metrics of weights still in memory (training's periodic evaluation): episodes 0 .. n_episodes-1 of
+    `seed` in one rollout_batch call. Weights of one architecture share the compiled rollout."""
+    policy = NetworkPolicy(model=model, obs_keys=tuple(obs_keys))
+    out = rollout_batch(make_env(env_name), policy, np.arange(n_episodes), seed=seed, max_steps=max_steps,
+                        policy_params=params, randomization=RandomizationConfig() if randomize else None)
+    host = jax.device_get(out._replace(trajectory=out.trajectory._replace(qpos=None, observations={})))
+    return _metrics(host, max_steps)
 
 
 def _fresh(config: dict, seed: int, n_episodes: int) -> bool | None:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import zipfile
+from pathlib import Path
 
 import h5py
 import jax
@@ -17,7 +18,7 @@ import pytest
 from support import BATCH
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen import cli
-from mjxgen.learn import models, training
+from mjxgen.learn import metrics, models, training
 from mjxgen.sim import rollout
 from mjxgen.data.dataset import TrajectoryDataset
 from mjxgen.learn.evaluate import NetworkPolicy, evaluate, load_policy
@@ -139,7 +140,7 @@ def test_horizon_windows_stay_inside_their_episode(scripted_file):
     nxt = win[length]
     assert nxt["episode"] == flat.episode_index[1] and nxt["timestep"] == 0 and nxt["mask"].all()
     for bad in (0, -2, 1.5, True):
-        with pytest.raises(ValueError, match="horizon"):
+        with pytest.raises((TypeError, ValueError), match="horizon"):
             TrajectoryDataset(scripted_file[0], horizon=bad)
 
 
@@ -174,10 +175,62 @@ def test_normalization_is_the_datasets(trained, dataset):
     obs = np.concatenate([dataset.observations[k] for k in dataset.obs_keys], axis=1)
     np.testing.assert_allclose(norm["obs_mean"], obs.mean(0), rtol=1e-6, atol=1e-7)
     constant = obs.std(0) < models.MIN_STD
-    assert np.flatnonzero(constant).tolist() == [9, 16]  # joint_pos[6] and joint_vel[6]
+    assert np.flatnonzero(constant).tolist() == [6, 13]  # joint_pos[6] and joint_vel[6]: the file's order
     np.testing.assert_allclose(norm["obs_std"], np.where(constant, 1.0, obs.std(0)), rtol=1e-6)
     np.testing.assert_allclose(norm["act_mean"], dataset.actions.mean(0), rtol=1e-6, atol=1e-7)
     assert float(norm["act_std"][3]) == 1.0 and np.allclose(norm["act_std"][:3], dataset.actions[:, :3].std(0))
+
+
+def _with_statistics(src, dst, edit):
+    """A copy of the dataset file src whose root attribute `statistics` (JSON) edit(stats) changed."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        stats = json.loads(f.attrs["statistics"])
+        edit(stats)
+        f.attrs["statistics"] = json.dumps(stats)
+    return dst
+
+
+def test_normalization_comes_from_the_files_stored_statistics(trained, dataset, scripted_file, tmp_path):
+    """A format v2 file stores per-array statistics: training takes them as they are (the same rule for nearly
+    constant features), and a file whose stored statistics were altered trains with the altered ones."""
+    result, out = trained
+    stats = dataset.statistics
+    assert result.normalization == "stored" and ckpt.read_config(out / "final.npz")["normalization"] == "stored"
+    np.testing.assert_array_equal(result.params["norm"]["obs_mean"], np.concatenate(
+        [stats[f"observations/{k}"]["mean"] for k in dataset.obs_keys]).astype(np.float32))
+
+    def alter(s):
+        s["observations/ee_pos"]["mean"] = [1.0, 2.0, 3.0]
+        s["observations/ee_pos"]["std"] = [4.0, 5.0, 1e-6]  # the last: below MIN_STD, so 1
+        s["actions"]["std"] = [0.5, 0.5, 0.5, 0.25]
+
+    altered = _with_statistics(scripted_file[0], tmp_path / "altered.h5", alter)
+    r = _train(TrajectoryDataset(altered), tmp_path / "run", steps=1, every=0)
+    norm = r.params["norm"]
+    keys = list(dataset.obs_keys)  # the flat observation: the keys in the file's order
+    ee = sum(dataset.observations[k].shape[1] for k in keys[:keys.index("ee_pos")]) + np.arange(3)
+    np.testing.assert_array_equal(norm["obs_mean"][ee], [1, 2, 3])
+    np.testing.assert_array_equal(norm["obs_std"][ee], [4, 5, 1])
+    np.testing.assert_array_equal(norm["act_std"], np.float32([0.5, 0.5, 0.5, 0.25]))
+    rest = np.setdiff1d(np.arange(20), ee)
+    np.testing.assert_array_equal(norm["obs_mean"][rest], result.params["norm"]["obs_mean"][rest])  # as stored
+    np.testing.assert_array_equal(_arrays(r.checkpoint)["norm/obs_std"], norm["obs_std"])
+    wrong = _with_statistics(scripted_file[0], tmp_path / "wrong.h5", lambda s: s["actions"].update(mean=[0.0] * 3))
+    with pytest.raises(ValueError, match="wrong.h5: its stored statistics have 20 observation and 3 action columns"):
+        _train(TrajectoryDataset(wrong), tmp_path / "wrong", steps=1, every=0)
+
+
+def test_files_without_statistics_compute_the_normalization(trained, tmp_path):
+    """A version 1 file stores no statistics: the normalization is computed from its steps, as the file's would be."""
+    v1 = TrajectoryDataset(Path(__file__).parent / "fixtures" / "v1_episodes.h5")
+    assert v1.statistics is None
+    r = _train(v1, tmp_path, steps=1, every=0)
+    obs = np.concatenate([v1.observations[k] for k in v1.obs_keys], axis=1)
+    expected = models.normalization(obs, v1.actions)
+    assert r.normalization == "dataset" and ckpt.read_config(r.checkpoint)["normalization"] == "dataset"
+    for k, v in expected.items():
+        np.testing.assert_array_equal(r.params["norm"][k], v, err_msg=k)
 
 
 def test_lr_sets_the_update_size_without_recompiling(dataset, trained, tmp_path):
@@ -204,6 +257,7 @@ def test_trainer_takes_any_iterable_of_dict_batches(dataset, tmp_path):
     r = Trainer(MODEL, batches, TrainConfig(max_steps=25, lr=LR, output_dir=tmp_path, progress=False)).train()
     config = ckpt.read_config(r.checkpoint)
     assert config["step"] == 25 and config["dataset"] is None and config["env_name"] is None
+    assert config["normalization"] == r.normalization == "batches"
     assert config["obs_keys"] == list(dataset.obs_keys) and config["train"]["batch_size"] == 32
     flat = np.concatenate([flat_batch(b, dataset.obs_keys)[0] for b in batches])
     np.testing.assert_allclose(np.asarray(r.params["norm"]["obs_mean"]), flat.mean(0), rtol=1e-5, atol=1e-6)
@@ -214,6 +268,7 @@ def test_a_given_normalization_is_used(dataset, tmp_path):
             "act_mean": np.zeros(4, np.float32), "act_std": np.full(4, 3.0, np.float32)}
     cfg = TrainConfig(max_steps=2, output_dir=tmp_path, progress=False)
     r = Trainer(MODEL, BatchLoader(dataset, 64), cfg, normalization=norm).train()
+    assert r.normalization == "given"
     for k, v in norm.items():
         np.testing.assert_array_equal(r.params["norm"][k], v)
         np.testing.assert_array_equal(_arrays(r.checkpoint)[f"norm/{k}"], v)
@@ -236,7 +291,7 @@ def test_window_batches_train_and_masked_steps_weigh_nothing(scripted_file, tmp_
 
 
 def test_model_and_batches_must_agree(dataset, tmp_path):
-    with pytest.raises(ValueError, match=r"ee_pos 3 \+ joint_pos 7 \+ joint_vel 7 \+ target_pos 3 = 20.*state_dim=19"):
+    with pytest.raises(ValueError, match=r"joint_pos 7 \+ joint_vel 7 \+ ee_pos 3 \+ target_pos 3 = 20.*state_dim=19"):
         _train(dataset, tmp_path, model=ModelRegistry.create("bc", state_dim=19, action_dim=4))
 
 
@@ -246,7 +301,8 @@ def test_existing_checkpoints_need_resume_or_overwrite(dataset, trained, tmp_pat
     with pytest.raises(FileExistsError, match="already holds checkpoints.*--resume.*--overwrite"):
         _train(dataset, run, steps=5)
     _train(dataset, run, steps=5, every=0, overwrite=True)
-    assert sorted(p.name for p in run.iterdir()) == ["final.npz"]  # the old run's checkpoints are gone
+    assert sorted(p.name for p in run.iterdir()) == ["final.npz", "metrics.jsonl"]  # the old checkpoints are gone
+    assert [r["step"] for r in metrics.read(run / "metrics.jsonl")] == [1, 5]  # and so are the old run's metrics
     with pytest.raises(ValueError, match="nothing to resume"):
         _train(dataset, tmp_path / "empty", resume=True)
     with pytest.raises(ValueError, match="is at step 5, past max_steps=3"):
@@ -282,7 +338,7 @@ def test_checkpoint_round_trips_bit_exactly(trained, tmp_path):
     with zipfile.ZipFile(out / "final.npz") as z:  # readable without mjxgen
         meta = json.loads(z.read("config.json"))
     assert meta["schema"] == "mjxgen-checkpoint" and meta["model"] == MODEL.to_json()
-    assert meta["env_name"] == "reach" and meta["obs_keys"] == ["ee_pos", "joint_pos", "joint_vel", "target_pos"]
+    assert meta["env_name"] == "reach" and meta["obs_keys"] == ["joint_pos", "joint_vel", "ee_pos", "target_pos"]
     assert meta["dataset"]["episodes"] == 64 and len(meta["dataset"]["sha256"]) == 64
     assert meta["train"]["lr"] == LR and meta["train"]["batch_size"] == 64 and "optax" in meta["versions"]
 
@@ -476,13 +532,14 @@ def cli_run(scripted_file, tmp_path_factory):
 
 
 def test_train_cli_flags_show_in_the_checkpoint(cli_run, scripted_file, capsys):
-    assert sorted(p.name for p in cli_run.iterdir()) == ["final.npz", "step_00000010.npz", "step_00000020.npz"]
+    assert sorted(p.name for p in cli_run.iterdir()) == ["final.npz", "metrics.jsonl", "step_00000010.npz",
+                                                         "step_00000020.npz"]
     loaded = ckpt.load(cli_run / "final.npz")
     config = loaded.config
     assert config["step"] == 20  # --max-steps
     assert config["obs_keys"] == ["target_pos", "ee_pos"] and config["model"]["state_dim"] == 6  # --obs-keys
     assert config["train"]["batch_size"] == 16 and config["train"]["seed"] == 3
-    assert training.TRACE_COUNT[(BCModel(state_dim=6, action_dim=4), 16)] == 1  # --batch-size: 16-row steps
+    assert training.TRACE_COUNT[(ModelRegistry.from_json(config["model"]), 16)] == 1  # --batch-size: 16-row steps
     assert float(loaded.arrays["opt/hyperparams/learning_rate"]) == pytest.approx(0.003)  # --lr, as Adam used it
     assert config["dataset"]["path"] == str(scripted_file[0])  # --dataset
 
