@@ -42,7 +42,7 @@ def pytest_sessionstart(session):
     an editable install (pip install -e), whose files are the checkout's by design."""
     folder, editable = imported_from()
     root = Path(session.config.rootpath).resolve()
-    if (folder == root or root in folder.parents) and not editable:
+    if folder == root / "mjxgen" and not editable:  # the source tree (a venv inside the checkout is fine)
         raise pytest.UsageError(f"mjxgen was imported from the checkout ({folder}), not from the installed package: "
                                 "run `pip install .` and then `pytest` (not `python -m pytest`, which puts the "
                                 "current directory first on sys.path)")
