@@ -702,7 +702,7 @@ def write_batch(self, batch):
         hashlib.pbkdf2_hmac("sha256", b"x", b"y", 200_000_000)
     real(self, batch)
 DatasetWriter.write_batch = write_batch
-sys.exit(cli.task_main("reach", sys.argv[1:]))
+sys.exit(cli.task_main("reach"))  # a process's entry point (argv from sys.argv): the watchdog is on
 """
 
 
@@ -728,6 +728,18 @@ def test_a_signal_during_a_long_call_into_c_ends_the_run_within_the_grace(tmp_pa
     assert proc.returncode == 143 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("interrupted by SIGTERM: episodes 0 to ") and "stopped at once" in lines[0]
     _assert_safe_and_resumable(out, reference[0], capsys)
+
+
+def test_inside_a_program_no_watchdog_ends_the_process(monkeypatch):
+    """The watchdog is a command-line process's: inside a program (a notebook, this test) a signal that meets no
+    safe point is raised when the block ends, and the process lives on however long that takes."""
+    from mjxgen.runtime import signals as run_signals
+
+    monkeypatch.setattr(run_signals, "GRACE_S", 0.2)
+    with pytest.raises(run_signals.Signalled):
+        with run_signals.stop_on_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # no safe point: a watchdog would have ended this process after 0.2 s
 
 
 # --------------------------------------------------------------------------- 11. --overwrite and --resume

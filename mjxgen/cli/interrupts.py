@@ -108,6 +108,8 @@ def run(module: str, function: str, *args, argv: list[str] | None = None) -> int
     with _handlers(process=argv is None) as running:
         try:
             command: Callable[..., int] = getattr(importlib.import_module(module), function)
+            if argv is None:  # a process of its own: a signal stuck behind a long C call may end it
+                importlib.import_module("mjxgen.runtime.signals").exit_when_stuck()
             running()
             return command(*args, argv)
         except Interrupted as e:

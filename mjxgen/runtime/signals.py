@@ -8,10 +8,10 @@ main loop, the writer's queue and the merge call `check()` between steps, and ev
 a short poll that calls it.
 
 Python runs a handler only between bytecodes of the main thread, so a signal that arrives during one long call
-into C (a compile, a collective of a multi-process run) would wait for it to return. A watchdog thread learns of
-every signal at once (signal.set_wakeup_fd) and, when no safe point has taken it within GRACE_S, says what is
-safe and ends the process with 128 + the signal: finished shards are atomic, so nothing is lost that --resume
-does not redo."""
+into C (a compile, a collective of a multi-process run) would wait for it to return. In a command-line process
+(exit_when_stuck) a watchdog thread learns of every signal at once (signal.set_wakeup_fd) and, when no safe point
+has taken it within GRACE_S, says what is safe and ends the process with 128 + the signal: finished shards are
+atomic, so nothing is lost that --resume does not redo. Inside a program (a notebook) nothing ends the process."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ GRACE_S = 5.0  # s a signal waits for a safe point before the watchdog ends the 
 _pending: list[int] = []  # signals noted by the handler and not raised yet
 _taken = [0]  # how many noted signals check() has taken (raised as one Signalled)
 _depth = 0  # how many stop_on_signals blocks the main thread is in
+_watch_process = [False]  # exit_when_stuck(): a command-line process, which the watchdog may end
+
+
+def exit_when_stuck(on: bool = True) -> None:
+    """Let the watchdog end this process when a signal meets no safe point within GRACE_S. A command-line entry
+    point turns it on; a program that calls mjxgen (a notebook, a test) keeps it off, and a signal during a long
+    call into C is raised when the call returns, as Python does."""
+    _watch_process[0] = on
 
 
 class Signalled(BaseException):
@@ -86,14 +94,15 @@ def stop_on_signals(describe: Callable[[], str] = lambda: "nothing is reported")
     if _depth == 0:
         _pending.clear()
         previous = {sig: signal.signal(sig, _note) for sig in (signal.SIGINT, signal.SIGTERM)}
-        watchdog = _Watchdog(describe)
+        watchdog = _Watchdog(describe) if _watch_process[0] else None
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
-        if previous is not None:
+        if watchdog is not None:
             watchdog.close()
+        if previous is not None:
             for sig, h in previous.items():
                 signal.signal(sig, h)
     check()  # a signal noted until the handler was removed ends the run too; later ones meet the previous handler
