@@ -68,16 +68,18 @@ def test_config_crosses_the_jit_as_named_float32_leaves():
 # Each config field -> the one Draw field it drives.
 DRIVES = {"light": "light_dir", "friction": "friction_scale", "object_mass": "object_mass_scale",
           "joint_damping": "joint_damping_scale", "actuator_gain": "actuator_gain_scale",
-          "joint_noise": "joint_offset", "camera_jitter": "camera_offset"}
+          "joint_noise": "joint_offset", "camera_jitter": "camera_offset", "colour": "geom_rgb_scale"}
+ON = dataclasses.replace(DR, colour=0.1)  # the default config with colour jitter (off by default) on
+NGEOM = 5
 
 
 def test_each_field_drives_its_own_draw_item():
     light = jnp.array([0.0, 0.0, -1.0])
-    off = sample(jax.random.key(4), OFF.as_arrays(), light, 7)
+    off = sample(jax.random.key(4), OFF.as_arrays(), light, 7, NGEOM)
     assert set(DRIVES) == {f.name for f in dataclasses.fields(RandomizationConfig)}
     for field, item in DRIVES.items():
-        cfg = dataclasses.replace(OFF, **{field: getattr(DR, field)})
-        draw = sample(jax.random.key(4), cfg.as_arrays(), light, 7)
+        cfg = dataclasses.replace(OFF, **{field: getattr(ON, field)})
+        draw = sample(jax.random.key(4), cfg.as_arrays(), light, 7, NGEOM)
         changed = {name for name in Draw._fields
                    if not np.array_equal(getattr(draw, name), getattr(off, name))}
         assert changed == {item}, (field, changed)
@@ -96,7 +98,7 @@ def test_friction_changes_the_cube_motion():
     """Same (zero-motion) actions, the cube sliding at 0.3 m/s: low and high friction stop it differently."""
     env = make_env("pick_place")
     m = env.mjx_model
-    base = sample(jax.random.key(0), OFF, jnp.asarray(env.mj_model.light_dir[0]), 7)
+    base = sample(jax.random.key(0), OFF, jnp.asarray(env.mj_model.light_dir[0]), 7, env.mj_model.ngeom)
 
     @jax.jit
     def slide(friction_scale):
