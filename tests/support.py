@@ -13,6 +13,8 @@ import pytest
 
 from mjxgen.kernels import policies
 from mjxgen.data import shards
+from mjxgen.data.hostbatch import HostBatch
+from mjxgen.data.writer import DatasetWriter
 from mjxgen.envs.reach import ReachEnv
 from mjxgen.generate.config import GenerationConfig
 from mjxgen.generate.pipeline import run_generation
@@ -178,3 +180,45 @@ class NanReach(ReachEnv):
         return {"nan": policies.stateless(act)}
 
 
+# Synthetic batches for the writer and the readers (no simulation): reach's observation widths, arbitrary numbers.
+FAKE_OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
+
+
+def fake_batch(ids, horizon=5):
+    """A HostBatch of arbitrary numbers (the writer does not interpret them): episodes of `horizon` steps."""
+    b = len(ids)
+    n = b * horizon
+    rng = np.random.default_rng(0)
+    return HostBatch(
+        first=min(ids), end=max(ids) + 1, episode_ids=np.asarray(ids), lengths=np.full(b, horizon),
+        success=np.zeros(b, bool), valid=np.ones(b, bool),
+        observations={k: rng.normal(size=(n, d)).astype(np.float32) for k, d in FAKE_OBS.items()},
+        actions=rng.normal(size=(n, 4)).astype(np.float32), rewards=rng.normal(size=n).astype(np.float32),
+        policy_record={}, randomization=None, mocap_pos=np.zeros((b, 1, 3)), qpos=None,
+    )
+
+
+class StandInRenderer:
+    """opengl.EpisodeRenderer's surface without GL: a frame whose pixels encode (episode mocap x, step)."""
+
+    def __init__(self, model_xml, height, width):
+        self.shape = (height, width, 3)
+
+    def render(self, qpos, mocap_pos, light_dir=None, camera_offset=None, rgb_scale=None):
+        return np.stack([np.full(self.shape, (int(mocap_pos[0, 0]) + t) % 256, np.uint8) for t in range(len(qpos))])
+
+    def close(self):
+        pass
+
+
+def image_file(path, monkeypatch, n_episodes, length, size):
+    from mjxgen.render import opengl
+
+    monkeypatch.setattr(opengl, "EpisodeRenderer", StandInRenderer)
+    w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
+                      obs_shapes={k: (d,) for k, d in FAKE_OBS.items()}, action_size=4, image_size=size)
+    for first in range(0, n_episodes, 100):
+        b = fake_batch(list(range(first, first + 100)), horizon=length)
+        mocap = np.arange(first, first + 100, dtype=float)[:, None, None] * np.ones((1, 1, 3))
+        w.write_batch(b._replace(mocap_pos=mocap, qpos=np.zeros((100 * length, 9))))
+    w.close()

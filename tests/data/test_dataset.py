@@ -9,16 +9,15 @@ import mujoco
 import numpy as np
 import pytest
 
-from support import BATCH, HORIZON
+from support import BATCH, FAKE_OBS, HORIZON, fake_batch, image_file
 from mjxgen.data.dataset import DatasetFormatError, TrajectoryDataset
 from mjxgen.generate.pipeline import generate_dataset
 from mjxgen.generate.simulate import plan_batches
 from mjxgen.generate.config import GenerationConfig
-from mjxgen.data.hostbatch import HostBatch
 from mjxgen.data.writer import DatasetWriter
 
 SEED_STATS = {"total_episodes", "total_steps", "mean_episode_length", "mean_reward", "success_rate", "output_path", "file_size_mb"}
-OBS = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "target_pos": 3}
+OBS = FAKE_OBS  # the synthetic batches' observation widths
 FK_ATOL = 1e-4  # m: stored ee_pos vs native MuJoCo forward kinematics of stored joint_pos
 
 
@@ -140,20 +139,6 @@ def test_rejects_files_that_are_not_mjxgen_datasets(tmp_path):
         TrajectoryDataset(tmp_path / "missing.h5")
 
 
-def _fake_batch(ids, horizon=5):
-    """A HostBatch of arbitrary numbers (the writer does not interpret them): episodes of `horizon` steps."""
-    b = len(ids)
-    n = b * horizon
-    rng = np.random.default_rng(0)
-    return HostBatch(
-        first=min(ids), end=max(ids) + 1, episode_ids=np.asarray(ids), lengths=np.full(b, horizon),
-        success=np.zeros(b, bool), valid=np.ones(b, bool),
-        observations={k: rng.normal(size=(n, d)).astype(np.float32) for k, d in OBS.items()},
-        actions=rng.normal(size=(n, 4)).astype(np.float32), rewards=rng.normal(size=n).astype(np.float32),
-        policy_record={}, randomization=None, mocap_pos=np.zeros((b, 1, 3)), qpos=None,
-    )
-
-
 def _writer(path, compression="gzip"):
     return DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
                          obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, compression=compression)
@@ -163,7 +148,7 @@ def _writer(path, compression="gzip"):
 def test_other_codecs_round_trip(tmp_path, compression):
     path = tmp_path / f"{compression}.h5"
     w = _writer(path, compression)
-    batch = _fake_batch([0, 1, 2])
+    batch = fake_batch([0, 1, 2])
     w.write_batch(batch)
     w.close()
     with h5py.File(path) as f:
@@ -176,8 +161,8 @@ def test_other_codecs_round_trip(tmp_path, compression):
 def test_writer_failure_is_reported_and_file_stays_incomplete(tmp_path):
     path = tmp_path / "broken.h5"
     w = _writer(path)
-    w.write_batch(_fake_batch([0, 1]))
-    broken = _fake_batch([2])._replace(rewards=None)  # the shard for this batch fails half-way
+    w.write_batch(fake_batch([0, 1]))
+    broken = fake_batch([2])._replace(rewards=None)  # the shard for this batch fails half-way
     w.write_batch(broken)
     with pytest.raises(OSError, match="writing .*broken.h5.partial failed"):
         w.close()
@@ -227,35 +212,9 @@ def test_obs_keys_selects_what_is_read(scripted_file):
         TrajectoryDataset(scripted_file[0], obs_keys=["joint_angles"])
 
 
-class _StandInRenderer:
-    """opengl.EpisodeRenderer's surface without GL: a frame whose pixels encode (episode mocap x, step)."""
-
-    def __init__(self, model_xml, height, width):
-        self.shape = (height, width, 3)
-
-    def render(self, qpos, mocap_pos, light_dir=None, camera_offset=None, rgb_scale=None):
-        return np.stack([np.full(self.shape, (int(mocap_pos[0, 0]) + t) % 256, np.uint8) for t in range(len(qpos))])
-
-    def close(self):
-        pass
-
-
-def _image_file(path, monkeypatch, n_episodes, length, size):
-    from mjxgen.render import opengl
-
-    monkeypatch.setattr(opengl, "EpisodeRenderer", _StandInRenderer)
-    w = DatasetWriter(path, env_name="reach", policy="random", seed=0, config={}, model_xml="<mujoco/>",
-                      obs_shapes={k: (d,) for k, d in OBS.items()}, action_size=4, image_size=size)
-    for first in range(0, n_episodes, 100):
-        b = _fake_batch(list(range(first, first + 100)), horizon=length)
-        mocap = np.arange(first, first + 100, dtype=float)[:, None, None] * np.ones((1, 1, 3))
-        w.write_batch(b._replace(mocap_pos=mocap, qpos=np.zeros((100 * length, 9))))
-    w.close()
-
-
 def test_images_are_read_one_frame_at_a_time(tmp_path, monkeypatch):
     path = tmp_path / "images.h5"
-    _image_file(path, monkeypatch, 100, 6, (8, 10))
+    image_file(path, monkeypatch, 100, 6, (8, 10))
     ds = TrajectoryDataset(path, obs_keys=["ee_pos", "image"])
     item = ds[6 * 7 + 4]  # episode 7, step 4
     assert item["observations"]["image"].shape == (8, 10, 3) and (item["observations"]["image"] == 7 + 4).all()
@@ -263,11 +222,11 @@ def test_images_are_read_one_frame_at_a_time(tmp_path, monkeypatch):
     assert "image" not in ds.observations  # the in-memory arrays never hold images
 
 
-def test_memory_stays_flat_on_a_large_image_file(tmp_path, monkeypatch):
+def test_memory_stays_flat_on_a_largeimage_file(tmp_path, monkeypatch):
     """1000 episodes x 20 frames of 64x64x3 = 246 MB of images: opening the file and reading 200 random items
     must not load them (measured in a fresh process, ru_maxrss before and after)."""
     path = tmp_path / "big.h5"
-    _image_file(path, monkeypatch, 1000, 20, (64, 64))
+    image_file(path, monkeypatch, 1000, 20, (64, 64))
     code = f"""
 import resource, numpy as np
 from mjxgen.data.dataset import TrajectoryDataset

@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import zipfile
-from pathlib import Path
 
 import h5py
 import jax
 import numpy as np
 import pytest
 
-from support import BATCH
+from support import BATCH, FIXTURES, image_file
 from mjxgen.learn import checkpoints as ckpt
 from mjxgen import cli
 from mjxgen.learn import metrics, models, training
@@ -145,9 +144,7 @@ def test_horizon_windows_stay_inside_their_episode(scripted_file):
 
 
 def test_horizon_windows_of_images_read_only_their_frames(tmp_path, monkeypatch):
-    from test_dataset import _image_file
-
-    _image_file(tmp_path / "img.h5", monkeypatch, 100, 6, (8, 10))  # frame t of episode e is filled with e + t
+    image_file(tmp_path / "img.h5", monkeypatch, 100, 6, (8, 10))  # frame t of episode e is filled with e + t
     ds = TrajectoryDataset(tmp_path / "img.h5", obs_keys=["ee_pos", "image"], horizon=4)
     item = ds[6 * 7 + 4]  # episode 7, step 4 of 6
     assert item["observations"]["image"].shape == (4, 8, 10, 3)
@@ -223,7 +220,7 @@ def test_normalization_comes_from_the_files_stored_statistics(trained, dataset, 
 
 def test_files_without_statistics_compute_the_normalization(trained, tmp_path):
     """A version 1 file stores no statistics: the normalization is computed from its steps, as the file's would be."""
-    v1 = TrajectoryDataset(Path(__file__).parent / "fixtures" / "v1_episodes.h5")
+    v1 = TrajectoryDataset(FIXTURES / "v1_episodes.h5")
     assert v1.statistics is None
     r = _train(v1, tmp_path, steps=1, every=0)
     obs = np.concatenate([v1.observations[k] for k in v1.obs_keys], axis=1)
