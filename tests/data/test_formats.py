@@ -2,7 +2,6 @@
 root index, normalization statistics), version 1 files still read, and a new format is one object registered
 from outside the package."""
 
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -402,7 +402,6 @@ def test_a_final_observation_of_the_wrong_shape_is_refused(layout, tmp_path):
 
 
 def test_version_1_files(tmp_path):
-    from pathlib import Path
 
     v1 = FIXTURES / "v1_flat.h5"
     r = export(v1, to="lerobot", output=tmp_path / "lr", progress=False)  # flags follow from length and success

@@ -10,7 +10,6 @@ import json
 import math
 import shutil
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
