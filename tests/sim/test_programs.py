@@ -56,7 +56,7 @@ CHILD = """
         np.savez(f"{out}/{env_name}.npz", *jax.tree.leaves(segs))
         values = per_episode.episode_values(env, "scripted", np.arange(%(B)d), seed=%(SEED)d,
                                             randomization=randomize.RandomizationConfig())
-        np.savez(f"{out}/{env_name}-values.npz", *jax.tree.leaves(jax.device_get(per_episode)))
+        np.savez(f"{out}/{env_name}-values.npz", *jax.tree.leaves(jax.device_get(values)))
         # What generate_dataset asks besides the segments: a trace of reset each, unless stored.
         print("SHAPES", env_name, json.dumps([programs.obs_shapes(env)]))
     print("TRACES", json.dumps({"segments": sum(stream.TRACE_COUNT.values()), **calls}))
