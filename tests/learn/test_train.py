@@ -498,6 +498,17 @@ def test_eval_cli_flags_show_in_the_table_and_the_file(trained, tmp_path, capsys
     assert _run_cli(["eval", final, *flags, "--output", tmp_path / "a.h5", "--overwrite"], capsys)[0] == 0
 
 
+def test_eval_max_steps_is_the_horizon_of_the_evaluations_while_training(dataset, tmp_path):
+    """TrainConfig.eval_max_steps: 10 steps, far too few for reach (its episodes take ~66), so every evaluated
+    episode runs to the horizon and none succeeds. The (T, B) = (10, 4) rollout of MODEL is the one the eval flags'
+    test above compiles (a chunk is the same program as a batch of its size)."""
+    r = _train(dataset, tmp_path, steps=2, every=0, eval_every=2, eval_episodes=4, eval_max_steps=10)
+    [(step, ev)] = r.evals
+    assert step == 2 and ev["mean_length"] == 10 and ev["success_rate"] == 0
+    assert metrics.read(tmp_path / "metrics.jsonl")[-1] | {"loss": 0, "lr": 0} == {
+        "step": 2, "loss": 0, "lr": 0, "success_rate": 0.0, "mean_length": 10.0, "eval_episodes": 4}
+
+
 def test_eval_cli_bad_input_is_one_line(trained, tmp_path, capsys):
     final = trained[1] / "final.npz"
     keys = ["ee_pos", "joint_pos", "joint_vel", "object_pos"]
