@@ -7,6 +7,15 @@ with JAX before them should call it first.
 """
 
 import importlib
+import os
+
+# Run from a source checkout (`python -m mjxgen.reach` in the repository's root puts the root first on sys.path),
+# the repository's kernels/ and pusht/ folders are mjxgen.kernels and mjxgen.pusht, as the installed package holds
+# them (setup.py's package_dir). An installed package has both inside it and is left as it is.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if not os.path.isdir(os.path.join(_HERE, "kernels")) and os.path.isfile(
+        os.path.join(os.path.dirname(_HERE), "kernels", "__init__.py")):
+    __path__.append(os.path.dirname(_HERE))
 
 # Public name -> the module that defines it.
 _API = {

@@ -7,6 +7,7 @@ import filecmp
 import importlib.metadata
 import importlib.util
 import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,16 @@ def test_a_tiny_pusht_run_from_an_empty_directory(run_here, head):
     r = run_here([*head, "--num-samples", "2", "--workers", "1", "--output-h5", "p.h5", "--no-progress"])
     with h5py.File(r.cwd / "p.h5") as f:
         assert sorted(f) == ["sample_00000", "sample_00001"] and f.attrs["complete"]
+
+
+def test_python_m_in_the_checkouts_root_runs_the_source_tree():
+    """The README's first command runs `python -m mjxgen.reach` in the clone's root, where Python imports the
+    source tree first: its kernels/ and pusht/ must be mjxgen.kernels and mjxgen.pusht there too."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    for module in ("mjxgen.reach", "mjxgen.pusht"):
+        r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=CHECKOUT, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0 and f"usage: python -m {module}" in r.stdout, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-c", "import mjxgen, mjxgen.kernels; print(mjxgen.kernels.__file__)"],
+                       cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == str(CHECKOUT / "kernels" / "__init__.py"), r.stderr
