@@ -70,7 +70,7 @@ PARALLEL_FROM, SPAN = 4096, 1024
 def _read_every_episode(source: Path, reader, index, allow_incomplete: bool) -> None:
     """Read and check every episode: in this process, or for a large file in one worker process per core (at
     most 8), each opening the file itself. The error raised is the first episode's, as one process would find."""
-    n, workers = len(index.lengths), min(len(os.sched_getaffinity(0)), 8)
+    n, workers = len(index.lengths), min(_cores(), 8)
     if n < PARALLEL_FROM or workers < 2:
         for e in range(n):
             _episode(source, reader, index, e)
@@ -81,13 +81,18 @@ def _read_every_episode(source: Path, reader, index, allow_incomplete: bool) -> 
         futures = [pool.submit(_read_span, *span) for span in spans]
         try:
             with tqdm(total=n, unit="episode", desc="reading", leave=False, disable=None) as bar:
-                for future in futures:
+                for span, future in zip(spans, futures):
                     if (failure := future.result()) is not None:
                         raise DatasetFormatError(failure)
-                    bar.update(SPAN)
+                    bar.update(span[3] - span[2])
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _cores() -> int:
+    """The cores this process may run on (os.sched_getaffinity is Linux's; elsewhere every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _quiet_worker() -> None:
