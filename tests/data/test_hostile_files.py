@@ -85,33 +85,28 @@ def _episode_member(f, member):
     return (f["episode_1"], member) if "episode_1" in f else (f["data"], member.split("/")[-1])
 
 
-def test_a_wrong_shape(good, tmp_path):
+def _replaced(member, values):
+    """A change that replaces episode 1's `member` with `values(rows)`, keeping its row count."""
     def change(f):
-        g, name = _episode_member(f, "observations/ee_pos")
+        g, name = _episode_member(f, member)
         rows = g[name].shape[0]
         del g[name]
-        g.create_dataset(name, data=np.zeros((rows, 2)))
+        g.create_dataset(name, data=values(rows))
 
-    _refused(_tampered(good, tmp_path, change), "ee_pos")
+    return change
+
+
+def test_a_wrong_shape(good, tmp_path):
+    _refused(_tampered(good, tmp_path, _replaced("observations/ee_pos", lambda rows: np.zeros((rows, 2)))), "ee_pos")
 
 
 def test_actions_of_the_wrong_width(good, tmp_path):
     """TrajectoryDataset returned 3-element actions from a file whose actions were (T, 3)."""
-    def change(f):
-        g, name = _episode_member(f, "actions")
-        rows = g[name].shape[0]
-        del g[name]
-        g.create_dataset(name, data=np.zeros((rows, 3)))
-
-    _refused(_tampered(good, tmp_path, change), "actions")
+    _refused(_tampered(good, tmp_path, _replaced("actions", lambda rows: np.zeros((rows, 3)))), "actions")
 
 
 def test_string_actions(good, tmp_path):
-    def change(f):
-        g, name = _episode_member(f, "actions")
-        rows = g[name].shape[0]
-        del g[name]
-        g.create_dataset(name, data=np.array([["a"] * 4] * rows, dtype="S1"))
+    change = _replaced("actions", lambda rows: np.array([["a"] * 4] * rows, dtype="S1"))
 
     _refused(_tampered(good, tmp_path, change), "actions")
 
